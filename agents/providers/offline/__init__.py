@@ -1,0 +1,75 @@
+"""The offline engine: Alfred's embedded default model provider. No network, no generative model,
+deterministic: the same message and context always give the same answer.
+
+- `classify_intent`: English/French phrase rules, with the local embedding model (all-MiniLM-L6-v2)
+  as nearest-exemplar similarity for what the rules do not settle (see `intents`).
+- `extract_slots`: words matched against the practice's real names (see `slots`), and
+  `match_candidates`, the fuzzy ranking the graph's resolve step uses (see `matching`).
+- `stream_reply`: relays the graph's own wording (see `OfflineChatModel.stream_reply`).
+"""
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from typing import ClassVar
+
+from agents.providers.base import IntentResult, SlotContext, Slots, Usage
+from agents.providers.offline import embeddings, intents, slots
+from agents.providers.offline.matching import match_candidates, rank_candidates
+from agents.providers.offline.text import detect_language
+
+__all__ = ["OfflineChatModel", "detect_language", "match_candidates", "rank_candidates"]
+
+_FALLBACK_REPLY = {
+    "en": "I'm sorry, I can't help with that here.",
+    "fr": "Désolé, je ne peux pas vous aider pour cela ici.",
+}
+
+
+def _usage(started: float) -> Usage:
+    return Usage(model=OfflineChatModel.name, latency_ms=round((time.perf_counter() - started) * 1000, 2))
+
+
+class OfflineChatModel:
+    """The `ChatModel` that runs inside Alfred's process. Thread-safe: it holds no per-call state, and the
+    embedding model behind it is loaded once per process, on first use (or `warm_up()`)."""
+
+    name = "offline"
+    _shared: ClassVar["OfflineChatModel | None"] = None
+    _shared_lock = threading.Lock()
+
+    @classmethod
+    def shared(cls) -> "OfflineChatModel":
+        """The process-wide instance."""
+        if cls._shared is None:
+            with cls._shared_lock:
+                if cls._shared is None:
+                    cls._shared = cls()
+        return cls._shared
+
+    def warm_up(self) -> bool:
+        """Load the embedding model now instead of on the first message; False when it is unavailable."""
+        return embeddings.exemplar_index() is not None
+
+    def classify_intent(self, text: str) -> tuple[IntentResult, Usage]:
+        """Rules first, embeddings for the rest. Injection attempts get no special intent: see `intents`."""
+        started = time.perf_counter()
+        return intents.classify(text), _usage(started)
+
+    def extract_slots(self, text: str, *, context: SlotContext) -> tuple[Slots, Usage]:
+        """The person's words for each slot, matched against `context`'s real names; see `slots`."""
+        started = time.perf_counter()
+        return slots.extract(text, context), _usage(started)
+
+    def stream_reply(self, *, system: str, user: str, language: str) -> Iterator[str | Usage]:
+        """Relays `user` — the wording the graph wants said — in small word chunks, then one `Usage`.
+
+        The offline engine has no generative model, so it never writes text of its own: the graph passes
+        the exact reply (a refusal, an answer built from cited articles) and this streams it so the UI
+        behaves as with any provider. `system` is not needed for that. An empty `user` gets a fixed
+        polite sentence in `language` ("en" or "fr")."""
+        started = time.perf_counter()
+        text = user if user.strip() else _FALLBACK_REPLY["fr" if language == "fr" else "en"]
+        yield from re.findall(r"\s*\S+", text)
+        yield _usage(started)

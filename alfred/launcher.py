@@ -1,0 +1,124 @@
+"""`make run`: start Alfred on one machine — embedded services if none are configured, migrations,
+demo data, the ASGI server and a Celery worker — and print where to go and how to log in.
+
+Ctrl-C (SIGINT) or SIGTERM stops every child, and the embedded services this launcher started itself.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from alfred import embedded
+
+PYTHON = sys.executable
+MANAGE = [PYTHON, str(embedded.BASE_DIR / "manage.py")]
+
+
+def _say(text: str) -> None:
+    print(f"[alfred] {text}", flush=True)
+
+
+def _start_embedded() -> list[str]:
+    started = []
+    if not os.environ.get("DATABASE_URL"):
+        if not embedded.postgres_running():
+            started.append("postgres")
+        embedded.postgres_database()
+    if not os.environ.get("REDIS_URL") and embedded.redis_start():
+        started.append("redis")
+    return started
+
+
+def _wait_healthy(url: str, children: list[subprocess.Popen], timeout: float = 90) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(child.poll() is not None for child in children):
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310 — our own http:// URL
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def _banner(url: str, accounts: list[dict]) -> None:
+    lines = ["", "Demo logins (password for all: alfred-demo):"]
+    for account in accounts:
+        where = account["organization"] or "platform"
+        lines.append(f"  {account['username']:<20} {account['role']:<13} {account['name']} — {where}")
+    lines += ["", f"Alfred is running at {url}  (Ctrl-C to stop)"]
+    print("\n".join(lines), flush=True)
+
+
+def _stop(children: list[subprocess.Popen], started: list[str]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    deadline = time.monotonic() + 15
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+    if "redis" in started:
+        embedded.redis_stop()
+    if "postgres" in started:
+        embedded.postgres_stop()
+    _say("stopped")
+
+
+def main() -> int:
+    host = os.environ.get("HOST", "127.0.0.1")
+    port = os.environ.get("PORT", "8000")
+    shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host  # noqa: S104 — only to print a URL
+    url = f"http://{shown_host}:{port}/"
+    started = _start_embedded()
+    if started:
+        _say(f"started embedded {', '.join(started)} (data under {embedded.VAR_DIR})")
+    subprocess.run([*MANAGE, "migrate", "--noinput", "-v", "0"], check=True)
+    seeded = subprocess.run([*MANAGE, "seed_demo", "--json"], check=True, capture_output=True, text=True)
+    accounts = json.loads(seeded.stdout)["accounts"]
+    children = [
+        subprocess.Popen([PYTHON, "-m", "daphne", "-b", host, "-p", port, "alfred.asgi:application"]),
+        subprocess.Popen(
+            [
+                PYTHON,
+                "-m",
+                "celery",
+                "-A",
+                "alfred",
+                "worker",
+                "-l",
+                "WARNING",
+                "--concurrency",
+                os.environ.get("WORKER_CONCURRENCY", "2"),
+                "-n",
+                f"alfred-{os.getpid()}@%h",
+            ]
+        ),
+    ]
+    stopping = []
+    signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    try:
+        if not _wait_healthy(url + "healthz", children):
+            _say("Alfred did not become healthy; see the output above")
+            return 1
+        _banner(url, accounts)
+        while not stopping and all(child.poll() is None for child in children):
+            time.sleep(0.3)
+        return 0 if stopping else 1
+    finally:
+        _stop(children, started)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from alfred.health import healthz
+from governance import api as governance_api
+from governance import views as governance_views
+from governance.oidc import oidc_urlpatterns
+from support import api as support_api
+from support import views as support_views
+
+api_v1 = [
+    path("me/", governance_api.MeView.as_view(), name="me"),
+    path(
+        "organizations/<int:organization_id>/members/",
+        governance_api.OrganizationMembersView.as_view(),
+        name="organization-members",
+    ),
+    path("calendars/", support_api.CalendarListView.as_view(), name="calendars"),
+    path(
+        "calendars/<int:calendar_id>/access/", support_api.CalendarAccessListView.as_view(), name="calendar-access-list"
+    ),
+    path(
+        "calendars/<int:calendar_id>/access/<int:user_id>/",
+        support_api.CalendarAccessDetailView.as_view(),
+        name="calendar-access-detail",
+    ),
+]
+
+urlpatterns = [
+    path("", governance_views.home, name="home"),
+    path("healthz", healthz, name="healthz"),
+    path("chat/", support_views.chat, name="chat"),
+    path("chat/<int:conversation_id>/", support_views.chat, name="chat-conversation"),
+    path("accounts/login/", governance_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("i18n/setlang/", governance_views.set_language, name="set_language"),  # also saves a user's choice
+    path("oidc/", include(oidc_urlpatterns())),  # always routed; 404 unless settings.OIDC_ENABLED
+    path("admin/", admin.site.urls),
+    path("api/v1/", include((api_v1, "api"), namespace="api")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+]

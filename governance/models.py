@@ -1,0 +1,106 @@
+"""Identity and policy: users, practices (organizations), memberships, security events."""
+
+from auditlog.registry import auditlog
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+
+class User(AbstractUser):
+    """A person who logs in: a member of one or more practices, support staff, or a compliance officer.
+
+    Users who log in through OIDC are matched by (issuer, subject), never by e-mail.
+    """
+
+    class PlatformRole(models.TextChoices):
+        MEMBER = "member", _("Practice member")
+        SUPPORT = "support", _("Support staff")
+        COMPLIANCE = "compliance", _("Compliance officer")
+
+    platform_role = models.CharField(max_length=20, choices=PlatformRole.choices, default=PlatformRole.MEMBER)
+    preferred_language = models.CharField(max_length=8, choices=settings.LANGUAGES, blank=True, default="")
+    oidc_issuer = models.CharField(max_length=255, blank=True, default="")
+    oidc_subject = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["oidc_issuer", "oidc_subject"],
+                condition=~Q(oidc_subject=""),
+                name="user_unique_oidc_identity",
+            )
+        ]
+
+    @property
+    def display_name(self) -> str:
+        return self.get_full_name() or self.username
+
+    @property
+    def is_support_staff(self) -> bool:
+        return self.platform_role == self.PlatformRole.SUPPORT or self.is_superuser
+
+    @property
+    def is_compliance_officer(self) -> bool:
+        return self.platform_role == self.PlatformRole.COMPLIANCE
+
+
+class Organization(models.Model):
+    """A practice: its members share calendars and can be given access to each other's."""
+
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    """A user's place in a practice. Inactive members keep their history but can act on nothing."""
+
+    class Role(models.TextChoices):
+        PRACTITIONER = "practitioner", _("Practitioner")
+        SECRETARY = "secretary", _("Secretary")
+        ASSISTANT = "assistant", _("Assistant")
+        ADMIN = "admin", _("Practice administrator")
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "organization"], name="membership_unique_user_org")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.organization} ({self.role})"
+
+
+class SecurityEvent(models.Model):
+    """A refused token, caller or access: who tried what, from where, and why it was refused."""
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    kind = models.CharField(max_length=40)  # e.g. service_token_refused, user_token_refused, caller_not_allowed
+    reason = models.CharField(max_length=80)  # a stable code, e.g. "expired", "bad_audience"
+    detail = models.TextField(blank=True, default="")
+    service = models.CharField(max_length=100, blank=True, default="")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    method = models.CharField(max_length=10, blank=True, default="")
+    path = models.CharField(max_length=500, blank=True, default="")
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.reason}"
+
+
+auditlog.register(User, exclude_fields=["password", "last_login"])
+auditlog.register(Organization)
+auditlog.register(Membership)

@@ -1,0 +1,1 @@
+"""Knowledge articles, their revisions and indexed chunks (built in the knowledge issue)."""

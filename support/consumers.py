@@ -1,0 +1,202 @@
+"""The chat WebSocket (/ws/chat/). Protocol: docs/chat-protocol.md.
+
+Session-authenticated and origin-checked (alfred/asgi.py). Every client frame is validated; a bad one
+(not JSON, too large, too fast, unknown type, unknown or foreign ids) gets an `error` frame and the
+connection stays open. Nothing the client sends is lost silently: a stored message is acknowledged.
+"""
+
+import json
+import logging
+import time
+import uuid
+from typing import Literal
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from governance.errors import AlfredError
+from support.selectors import conversation_catch_up, conversation_get_for_user, message_by_client_id
+from support.services.chat import chat_group, conversation_start, message_payload, message_receive
+from support.services.proposals import proposal_decide, proposal_edit
+
+logger = logging.getLogger(__name__)
+CLOSE_UNAUTHENTICATED = 4401
+BURST = 10
+
+
+class MessageFrame(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["message"]
+    id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")  # the client's own id
+    conversation: int | None = None  # None starts a new conversation
+    text: str = Field(min_length=1)
+    language: Literal["en", "fr"] | None = None
+
+
+class ConfirmFrame(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["confirm"]
+    proposal: int
+    hash: str = Field(min_length=64, max_length=64)
+    decision: Literal["confirm", "reject"]
+    values: dict | None = None  # edited fields: {"member": id, "calendar": id, "level": "book"}
+
+
+class ResumeFrame(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["resume"]
+    conversation: int
+    after: int = Field(default=0, ge=0)  # the last event seq the client has
+
+
+FRAMES = {"message": MessageFrame, "confirm": ConfirmFrame, "resume": ResumeFrame}
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    async def connect(self):
+        self.user = self.scope.get("user")
+        if self.user is None or not self.user.is_authenticated:
+            # Accept, then close with our own code: the page can tell "log in again" from a network problem.
+            await self.accept()
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.groups_joined: set[str] = set()
+        self.allowance = float(BURST)
+        self.checked_at = time.monotonic()
+        await self.accept()
+
+    async def disconnect(self, code):
+        for group in getattr(self, "groups_joined", ()):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive(self, text_data=None, bytes_data=None):
+        raw = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", "replace")
+        if len(raw.encode()) > settings.CHAT_MAX_FRAME_BYTES:
+            return await self.error("too_large", f"Frames are limited to {settings.CHAT_MAX_FRAME_BYTES} bytes.")
+        if not self._take_token():
+            return await self.error("too_fast", "Too many frames; wait a moment and try again.")
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return await self.error("bad_json", "A frame must be a JSON object.")
+        frame_type = data.get("type") if isinstance(data, dict) else None
+        model = FRAMES.get(frame_type)
+        if model is None:
+            return await self.error("unknown_type", "Frame types are message, confirm and resume.")
+        try:
+            frame = model.model_validate(data)
+        except ValidationError as exc:
+            detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
+            return await self.error("invalid", detail, ref=data.get("id"))
+        try:
+            await getattr(self, f"on_{frame_type}")(frame)
+        except AlfredError as exc:
+            await self.error(exc.code, exc.detail, ref=getattr(frame, "id", None))
+
+    def _take_token(self) -> bool:
+        """A token bucket per connection: CHAT_FRAMES_PER_MINUTE, bursts of BURST."""
+        now = time.monotonic()
+        rate = settings.CHAT_FRAMES_PER_MINUTE / 60.0
+        self.allowance = min(BURST, self.allowance + (now - self.checked_at) * rate)
+        self.checked_at = now
+        if self.allowance < 1:
+            return False
+        self.allowance -= 1
+        return True
+
+    async def on_message(self, frame: MessageFrame):
+        if len(frame.text) > settings.CHAT_MAX_MESSAGE_CHARS:
+            return await self.error(
+                "too_long", f"Messages are limited to {settings.CHAT_MAX_MESSAGE_CHARS} characters.", ref=frame.id
+            )
+        message, created = await database_sync_to_async(self._store_message)(frame)
+        await self.join(message.conversation_id)
+        await self.send_frame(
+            {
+                "type": "ack",
+                "id": frame.id,
+                "conversation": message.conversation_id,
+                "created": created,
+                **message_payload(message),
+            }
+        )
+
+    def _store_message(self, frame: MessageFrame):
+        if frame.conversation is None:
+            # A first message re-sent after a lost ack must not start a second conversation.
+            repeated = message_by_client_id(user=self.user, client_id=frame.id)
+            if repeated is not None:
+                return repeated, False
+            conversation = conversation_start(user=self.user, language=frame.language or self._language())
+        else:
+            conversation = conversation_get_for_user(user=self.user, conversation_id=frame.conversation)
+        return message_receive(
+            conversation=conversation, client_id=frame.id, text=frame.text, oidc_access_token=self._idp_token()
+        )
+
+    def _idp_token(self) -> str:
+        """The person's IdP access token from their session (OIDC mode only; never logged, never stored)."""
+        session = self.scope.get("session")
+        return (session.get("oidc_access_token") or "") if session is not None and settings.OIDC_ENABLED else ""
+
+    def _language(self) -> str:
+        return self.user.preferred_language or self.scope.get("language", "en") or "en"
+
+    async def on_confirm(self, frame: ConfirmFrame):
+        await database_sync_to_async(self._decide)(frame)
+
+    def _decide(self, frame: ConfirmFrame):
+        from django.db import transaction
+
+        from support.tasks import run_decision
+
+        with transaction.atomic():
+            if frame.decision == "confirm" and frame.values:
+                proposal = proposal_edit(
+                    user=self.user, proposal_id=frame.proposal, hash=frame.hash, values=frame.values
+                )
+                resume = {"kind": "edit", "values": frame.values}
+            else:
+                proposal = proposal_decide(
+                    user=self.user, proposal_id=frame.proposal, hash=frame.hash, decision=frame.decision
+                )
+                resume = {"kind": "decision", "decision": frame.decision}
+            token = self._idp_token()
+            transaction.on_commit(lambda: run_decision.delay(proposal.pk, resume, token))
+
+    async def on_resume(self, frame: ResumeFrame):
+        conversation = await database_sync_to_async(conversation_get_for_user)(
+            user=self.user, conversation_id=frame.conversation
+        )
+        await self.join(conversation.pk)  # join first: an event sent meanwhile arrives twice, never zero times
+        frames = await database_sync_to_async(conversation_catch_up)(conversation=conversation, after=frame.after)
+        for catch_up in frames:
+            await self.send_frame(catch_up)
+        await self.send_frame(
+            {
+                "type": "resumed",
+                "conversation": conversation.pk,
+                "last_seq": conversation.last_seq,
+                "run_status": conversation.run_status,
+            }
+        )
+
+    async def join(self, conversation_id: int):
+        group = chat_group(conversation_id)
+        if group not in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups_joined.add(group)
+
+    async def chat_frame(self, event):
+        await self.send_frame(event["frame"])
+
+    async def send_frame(self, frame: dict):
+        await self.send(text_data=json.dumps(frame, ensure_ascii=False))
+
+    async def error(self, code: str, detail: str, ref=None):
+        frame = {"type": "error", "code": code, "detail": detail, "error_id": uuid.uuid4().hex[:12]}
+        if ref:
+            frame["ref"] = ref
+        await self.send_frame(frame)

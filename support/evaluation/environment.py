@@ -1,0 +1,148 @@
+"""Where an evaluation runs: its own database, the platform API on a real HTTP port, nothing shared.
+
+- The database is a fresh one (`alfred_eval` by default), created and migrated like a test database and
+  dropped at the end. The development database is never opened: Django's connection is switched to the
+  evaluation database before the first query, and every thread (the API's included) connects there.
+- The platform API is served by this process on 127.0.0.1 (a free port), and the agents' client reaches
+  it over HTTP with the service JWT and the person's token, exactly as a worker reaches daphne.
+  Why an in-process WSGI server (wsgiref + ThreadingMixIn) rather than daphne as a subprocess: it shares
+  this process' settings and evaluation database with no environment plumbing, starts in milliseconds,
+  and dies with the command; the API's views, middleware, authentication and rules are the same
+  Django code under WSGI as under ASGI (the chat's WebSocket is not on this path: turns are played
+  through the services the consumer calls).
+- Celery tasks run eagerly in this process (`task_always_eager`): `message_receive` enqueues the real
+  `run_turn` on commit and it runs right then; nothing is sent to a broker a running worker could take.
+- Live frames go to an in-memory channel layer, so no browser of a running Alfred sees evaluation events.
+- Local user tokens are used even when the deployment logs in through OIDC: the dataset's people are
+  not identity-provider users. The API of this process verifies them with the same settings.
+"""
+
+import logging
+import threading
+from contextlib import ExitStack, contextmanager
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from django.conf import settings
+from django.core.handlers.wsgi import WSGIHandler
+from django.db import DatabaseError, connection, connections
+from django.test.utils import override_settings
+
+from agents.checkpointer import checkpointer_close
+from support.tasks import run_turn
+
+logger = logging.getLogger(__name__)
+DEFAULT_DATABASE = "alfred_eval"
+
+
+class EvaluationSetupError(Exception):
+    """The evaluation environment could not be set up (database, server)."""
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True  # a request still running when the command ends must not keep the process alive
+    allow_reuse_address = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format, *args):
+        logger.debug("evaluation API: " + format, *args)
+
+
+class ApiServer:
+    """Alfred's WSGI application served on a free local port by a thread of this process."""
+
+    def __init__(self):
+        self.server = make_server(
+            "127.0.0.1", 0, WSGIHandler(), server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
+        )
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, name="evaluation-api", daemon=True)
+
+    def start(self) -> "ApiServer":
+        self.thread.start()  # the socket listens already: requests queue until the loop takes them
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+class EvaluationEnvironment:
+    """A context manager: the evaluation database and API server exist inside it, and are gone after it."""
+
+    def __init__(self, *, database_name: str = DEFAULT_DATABASE):
+        self.database_name = database_name
+        self.api_url = ""
+        self._old_name: str | None = None
+        self._saved: dict = {}
+        self._stack = ExitStack()
+
+    def __enter__(self) -> "EvaluationEnvironment":
+        try:
+            self._create_database()
+            self._stack.callback(self._destroy_database)
+            server = ApiServer().start()
+            self._stack.callback(server.stop)
+            self.api_url = server.url
+            self._stack.enter_context(self._process_settings())
+            self._stack.enter_context(_eager_tasks())
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+    def _process_settings(self):
+        hosts = [*settings.ALLOWED_HOSTS, "127.0.0.1"]
+        return override_settings(
+            PLATFORM_API_URL=self.api_url,
+            ALLOWED_HOSTS=hosts,
+            OIDC_ENABLED=False,
+            CHANNEL_LAYERS={"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}},
+        )
+
+    def _create_database(self) -> None:
+        database = connection.settings_dict
+        test = database.setdefault("TEST", {})
+        self._saved = {"TEST_NAME": test.get("NAME"), "CONN_MAX_AGE": database.get("CONN_MAX_AGE", 0)}
+        test["NAME"] = self.database_name
+        database["CONN_MAX_AGE"] = 0  # the API's request threads close their connections: the drop can run
+        try:
+            self._old_name = connection.creation.create_test_db(
+                verbosity=0, autoclobber=True, keepdb=False, serialize=False
+            )
+        except DatabaseError as error:
+            raise EvaluationSetupError(
+                f"could not create the evaluation database {self.database_name!r}: {error}"
+            ) from error
+        if connection.settings_dict["NAME"] != self.database_name:  # never evaluate on another database
+            raise EvaluationSetupError(
+                f"connected to {connection.settings_dict['NAME']!r}, not the evaluation database"
+            )
+
+    def _destroy_database(self) -> None:
+        checkpointer_close()
+        connections.close_all()
+        try:
+            connection.creation.destroy_test_db(self._old_name, verbosity=0, keepdb=False)
+        except DatabaseError as error:  # it is clobbered by the next run anyway: say so, do not fail the run
+            logger.warning("could not drop the evaluation database", extra={"error": str(error)})
+        database = connection.settings_dict
+        database["TEST"]["NAME"], database["CONN_MAX_AGE"] = self._saved["TEST_NAME"], self._saved["CONN_MAX_AGE"]
+
+
+@contextmanager
+def _eager_tasks():
+    """Celery tasks run in this process for the duration, enqueued exactly where the code enqueues them."""
+    conf = run_turn.app.conf
+    saved = (conf.task_always_eager, conf.task_eager_propagates)
+    conf.task_always_eager = True
+    conf.task_eager_propagates = False  # a failed turn is recorded (AgentRun, its reply) and the run goes on
+    try:
+        yield
+    finally:
+        conf.task_always_eager, conf.task_eager_propagates = saved

@@ -1,0 +1,206 @@
+"""The chat page: a member's conversations and one open conversation, rendered on the server.
+
+The page works before the socket connects (the history is in the HTML); static/support/chat.js then
+joins the conversation with `resume` after the last event seq the page shows (docs/chat-protocol.md).
+"""
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import render
+from django.utils.translation import gettext as _
+
+from governance.errors import NotFound
+from governance.selectors import user_memberships
+from support.models import AccessLevel
+from support.selectors import conversation_get_for_user, conversation_messages, conversations_for_user
+
+CONVERSATIONS_PER_PAGE = 30
+
+
+def chat_strings() -> dict:
+    """Every sentence chat.js shows, translated here (the page hands them over with json_script).
+
+    Placeholders are `{name}`: chat.js and `result_text` fill them the same way.
+    """
+    return {
+        "you": _("You"),
+        "alfred": "Alfred",
+        "sending": _("Sending…"),
+        "not_sent": _("Not sent."),
+        "writing": _("Alfred is writing…"),
+        "new_conversation": _("New conversation"),
+        "connection": {
+            "connecting": _("Connecting…"),
+            "connected": _("Connected"),
+            "reconnecting": _("Reconnecting…"),
+            "offline": _("You are offline. Alfred will reconnect when your connection is back."),
+            "ended": _("Your session has ended. Log in again to continue."),
+        },
+        "states": state_words(),
+        "proposal": {
+            "grant": _("Proposed change: give access"),
+            "change": _("Proposed change: change access"),
+            "revoke": _("Proposed change: remove access"),
+            "other": _("Proposed change"),
+            "member": _("Member"),
+            "calendar": _("Calendar"),
+            "level": _("Access"),
+            "confirm": _("Confirm"),
+            "reject": _("Reject"),
+            "sending": _("Sending your decision…"),
+        },
+        "levels": level_words(),
+        "choice": _("Choose an answer:"),
+        "result": {
+            "executed": _("Done: {summary}"),
+            "rejected": _("Rejected: nothing was changed."),
+            "expired": _("Expired: nothing was changed."),
+            "set_aside": _("Set aside for your newer request: nothing was changed."),
+            "edited": _("Changed: Alfred checks your edited request and proposes it again."),
+            "state_changed": _("Not done: the access changed in the meantime. Nothing was changed."),
+            "api_refused": _("Not done: the platform refused the change. Nothing was changed."),
+            "failed": _("Not done: something went wrong. Nothing was changed."),
+        },
+        "errors": {
+            "too_large": _("This message is too large to send."),
+            "too_fast": _("You are sending messages too quickly. Wait a moment and try again."),
+            "too_long": _("Your message is too long: {max} characters at most.").replace(
+                "{max}", str(settings.CHAT_MAX_MESSAGE_CHARS)
+            ),
+            "empty_message": _("Write a message first."),
+            "not_found": _("This conversation or proposal cannot be found. Reload the page."),
+            "no_practice": _("The chat is for members of a practice."),
+            "stale_proposal": _("This proposal has changed. Reload the page to see the current one."),
+            "expired": _("This proposal has expired: nothing was changed. Ask Alfred again if you still need it."),
+            "already_decided": _("This proposal was already decided."),
+            "generic": _("Something went wrong. Please try again."),
+            "reference": _("Reference: {id}"),
+        },
+    }
+
+
+def state_words() -> dict:
+    """What the status line says for each run state of a conversation."""
+    return {
+        "idle": "",
+        "queued": _("Queued: Alfred will start in a moment."),
+        "running": _("Alfred is working…"),
+        "waiting_confirmation": _("Waiting for your confirmation."),
+        "done": _("Done."),
+        "failed": _("Failed."),
+        "handed_off": _("Passed to the support team."),
+    }
+
+
+def level_words() -> dict:
+    """The access levels as the page names them ("View", "Book", "Manage"; "Consulter"… in French)."""
+    return {level.value: str(level.label) for level in AccessLevel}
+
+
+def result_text(result: dict, strings: dict) -> str:
+    """The sentence a proposal's form shows once it is decided (chat.js has the same rules)."""
+    texts = strings["result"]
+    status, code = result.get("status"), result.get("code") or ""
+    if status == "executed":
+        return texts["executed"].replace("{summary}", result.get("summary", ""))
+    if status == "rejected":
+        return texts["rejected"]
+    if status == "expired":
+        return texts[code] if code in ("set_aside", "edited") else texts["expired"]
+    return texts.get(code) if code in ("state_changed", "api_refused") else texts["failed"]
+
+
+def _proposal_view(item: dict, strings: dict) -> dict:
+    """A stored proposal form, ready for the template: its selects, their options, and its result."""
+    proposal = item["form"].get("proposal", {})
+    fields = []
+    for name in ("member", "calendar", "level"):
+        field = (proposal.get("fields") or {}).get(name)
+        if not field or (name == "level" and field.get("value") is None):  # a removal has no level to pick
+            continue
+        options = [
+            {
+                "value": option.get("value"),
+                "label": strings["levels"].get(option.get("value"), option.get("label"))
+                if name == "level"
+                else option.get("label"),
+                "selected": str(option.get("value")) == str(field.get("value")),
+            }
+            for option in field.get("options", [])
+        ]
+        fields.append(
+            {"name": name, "label": strings["proposal"][name], "value": field.get("value"), "options": options}
+        )
+    action = proposal.get("action")
+    return {
+        **item,
+        "proposal": proposal,
+        "legend": strings["proposal"].get(action, strings["proposal"]["other"]),
+        "fields": fields,
+        "result_text": result_text(item["result"], strings) if item["result"] else "",
+    }
+
+
+@login_required
+def chat(request, conversation_id: int | None = None):
+    """The member's conversations (newest first, 30 a page) and, at /chat/<id>/, one of them with its history.
+
+    Someone who is no active member of a practice gets a page saying what the chat is for; another
+    person's conversation is a 404, as is one that does not exist.
+    """
+    if not user_memberships(user=request.user).exists():
+        return render(request, "support/chat_members_only.html", status=403)
+    conversations = conversations_for_user(user=request.user).only("id", "title", "run_status", "updated_at")
+    page = Paginator(conversations, CONVERSATIONS_PER_PAGE).get_page(request.GET.get("page"))
+    strings = chat_strings()
+    conversation, items = None, []
+    if conversation_id is not None:
+        try:
+            conversation = conversation_get_for_user(user=request.user, conversation_id=conversation_id)
+        except NotFound:
+            raise Http404("No such conversation.") from None
+        # The conversation (and its last seq) is read before its events: an event stored in between is in
+        # the page *and* replayed after the resume, where chat.js drops it by its seq (never zero times).
+        items = [
+            _item_view(item, strings)
+            for item in conversation_messages(user=request.user, conversation_id=conversation.pk)
+        ]
+    run_status = conversation.run_status if conversation else ""
+    return render(
+        request,
+        "support/chat.html",
+        {
+            "page_obj": page,
+            "conversation": conversation,
+            "items": items,
+            "last_seq": conversation.last_seq if conversation else 0,
+            "run_status": run_status,
+            "status_words": strings["states"].get(run_status, ""),
+            "chat_strings": strings,
+            "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
+        },
+    )
+
+
+def _item_view(item: dict, strings: dict) -> dict:
+    if item["kind"] != "form":
+        return item
+    if item["form"].get("kind") == "proposal":
+        return _proposal_view(item, strings)
+    return {**item, "options": _choice_options(item, strings)}
+
+
+def _choice_options(item: dict, strings: dict) -> list[dict]:
+    """A question's options: the label is what the answer sends; levels show in the page's language."""
+    form = item["form"]
+    return [
+        {
+            "label": option.get("label", ""),
+            "display": strings["levels"].get(option.get("label"), option.get("label", ""))
+            if form.get("field") == "level"
+            else option.get("label", ""),
+        }
+        for option in form.get("options", [])
+    ]

@@ -1,0 +1,568 @@
+"""The chat page in Chromium.
+
+End to end: Chromium against a real daphne process (pages and socket) and a real Celery worker running the
+chat graph with the offline engine, which calls the platform API over HTTP. Anna (owner of "Dr Novak
+surgery") asks Alfred; the page shows the status, the proposal form and the result.
+
+Protocol: the same page against a scripted socket (Playwright's `route_web_socket`), for what the offline
+engine never produces on demand: streamed tokens cut by a reconnect, a lost acknowledgement, edited fields.
+"""
+
+import json
+import re
+import time
+
+import pytest
+from auditlog.models import LogEntry
+from playwright.sync_api import expect
+
+from support.models import CalendarAccess, Conversation, Message
+from tests.browser import DEFAULT_TIMEOUT_MS, browser, page  # noqa: F401
+from tests.factories import CalendarAccessFactory, CalendarFactory, MembershipFactory, OrganizationFactory, UserFactory
+from tests.support.chat_client import wait_until_idle
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+PASSWORD = "pw-for-tests"  # tests.factories.UserFactory's
+REQUEST = "Give Tomas Reyes booking access to my surgery calendar"
+SUMMARY = "Tomas Reyes: no access → book on Dr Novak surgery"
+TURN_TIMEOUT_MS = 60_000  # the first turn of a worker loads the offline engine
+NBSP = "\u00a0"  # French puts one before a colon
+
+
+class Harbour:
+    """Harbour Dental Practice, committed: the server and the worker are other processes."""
+
+    def __init__(self):
+        self.org = OrganizationFactory(name="Harbour Dental Practice")
+        self.anna = self._member("anna", "Anna", "Novak", "practitioner")
+        self.ben = self._member("ben", "Ben", "Okafor", "practitioner")
+        self.tom = self._member("tom", "Tom", "Fisher", "secretary")
+        self.tomas = self._member("tomas", "Tomas", "Reyes", "assistant")
+        self.novak_main = CalendarFactory(organization=self.org, owner=self.anna, name="Dr Novak appointments")
+        self.novak_surgery = CalendarFactory(organization=self.org, owner=self.anna, name="Dr Novak surgery")
+        self.okafor_main = CalendarFactory(organization=self.org, owner=self.ben, name="Dr Okafor appointments")
+        CalendarAccessFactory(calendar=self.novak_main, user=self.tom, level="view", granted_by=self.anna)
+
+    def _member(self, username, first, last, role):
+        user = UserFactory(username=username, first_name=first, last_name=last)
+        MembershipFactory(user=user, organization=self.org, role=role)
+        return user
+
+
+@pytest.fixture
+def harbour(transactional_db, asgi_server):
+    return Harbour()
+
+
+@pytest.fixture
+def worker(harbour, celery_worker_process):
+    yield celery_worker_process
+    wait_until_idle(timeout=30)  # let a turn finish before the tables are emptied under it
+
+
+def log_in(page, base_url, username, *, username_label="Username", password_label="Password", button="Log in"):  # noqa: F811
+    page.goto(f"{base_url}/accounts/login/")
+    page.get_by_label(username_label).fill(username)
+    page.get_by_label(password_label).fill(PASSWORD)
+    page.get_by_role("button", name=button, exact=True).click()
+    page.wait_for_url(f"{base_url}/")
+
+
+def open_chat(page, url, connected="Connected"):  # noqa: F811
+    page.goto(url)
+    expect(page.locator("#chat-connection-text")).to_have_text(connected)
+
+
+def ask(page, text, *, label="Your message to Alfred", send="Send"):  # noqa: F811
+    page.get_by_label(label).fill(text)
+    page.get_by_role("button", name=send, exact=True).click()
+
+
+def shown_once(page):  # noqa: F811
+    """Nothing the page shows is there twice: the events it applied, its messages, its forms."""
+    rendered = page.evaluate("window.alfredChat.rendered")
+    assert len(rendered) == len(set(rendered)), rendered
+    ids = page.locator("#chat-log .msg").evaluate_all("nodes => nodes.map(n => n.dataset.messageId)")
+    assert len(ids) == len(set(ids)), ids
+    forms = page.locator("#chat-log .chat-proposal").evaluate_all("nodes => nodes.map(n => n.dataset.proposalId)")
+    assert len(forms) == len(set(forms)), forms
+
+
+def wait_for(predicate, timeout_ms=TURN_TIMEOUT_MS):
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+# --- End to end: the real server, the real worker ----------------------------------------------------
+
+
+def test_anna_confirms_a_proposal_and_the_access_is_granted(page, asgi_server, harbour, worker):  # noqa: F811
+    log_in(page, asgi_server, "anna")
+    page.get_by_role("link", name="Chat with Alfred").click()
+    expect(page.locator("#chat-connection-text")).to_have_text("Connected")
+
+    ask(page, REQUEST)
+
+    log = page.get_by_role("log")
+    expect(log.locator(".msg-user")).to_have_text(re.compile(re.escape(REQUEST)))
+    expect(page).to_have_url(re.compile(rf"{re.escape(asgi_server)}/chat/\d+/$"))
+    expect(page.locator("#chat-list-items a[aria-current=page]")).to_contain_text(REQUEST)
+    form = page.locator(".chat-proposal")
+    expect(form).to_be_visible(timeout=TURN_TIMEOUT_MS)
+    expect(page.get_by_role("status")).to_have_text("Waiting for your confirmation.")
+    expect(form.get_by_role("group")).to_contain_text("Proposed change: give access")
+    expect(form.locator(".proposal-summary")).to_have_text(SUMMARY)
+    expect(form.get_by_label("Member")).to_have_value(str(harbour.tomas.pk))
+    expect(form.get_by_label("Calendar")).to_have_value(str(harbour.novak_surgery.pk))
+    expect(form.get_by_label("Access")).to_have_value("book")
+    expect(form.get_by_label("Access").locator("option:checked")).to_have_text("Book")
+
+    form.get_by_role("button", name="Confirm").click()
+
+    expect(form.locator(".proposal-result")).to_have_text(f"Done: {SUMMARY}", timeout=TURN_TIMEOUT_MS)
+    expect(form.get_by_role("button", name="Confirm")).to_be_disabled()
+    expect(log.locator(".msg-assistant").last).to_have_text(re.compile(re.escape(f"Done: {SUMMARY}.")))
+    expect(page.get_by_role("status")).to_have_text("Done.", timeout=TURN_TIMEOUT_MS)
+    shown_once(page)
+
+    access = CalendarAccess.objects.get(calendar=harbour.novak_surgery, user=harbour.tomas)
+    assert access.level == "book"
+    entries = LogEntry.objects.get_for_object(access)
+    assert [(e.actor_id, e.additional_data) for e in entries] == [(harbour.anna.pk, {"service": "agents"})]
+
+    # Reloaded, the page shows the same history from the server, the form decided.
+    page.reload()
+    expect(page.locator(".chat-proposal .proposal-result")).to_have_text(f"Done: {SUMMARY}")
+    expect(page.locator(".chat-proposal").get_by_role("button", name="Confirm")).to_be_disabled()
+    expect(page.locator(".chat-proposal").get_by_label("Member")).to_be_disabled()
+    expect(page.locator("#chat-connection-text")).to_have_text("Connected")
+
+
+def test_anna_rejects_a_proposal_and_nothing_changes(page, asgi_server, harbour, worker):  # noqa: F811
+    log_in(page, asgi_server, "anna")
+    open_chat(page, f"{asgi_server}/chat/")
+    accesses_before = sorted(CalendarAccess.objects.values_list("calendar_id", "user_id", "level"))
+
+    ask(page, REQUEST)
+    form = page.locator(".chat-proposal")
+    expect(form.locator(".proposal-summary")).to_have_text(SUMMARY, timeout=TURN_TIMEOUT_MS)
+    form.get_by_role("button", name="Reject").click()
+
+    expect(form.get_by_role("button", name="Reject")).to_be_disabled()
+    expect(page.get_by_role("log").locator(".msg-assistant").last).to_have_text(
+        re.compile("All right, I changed nothing."), timeout=TURN_TIMEOUT_MS
+    )
+    expect(page.get_by_role("status")).to_have_text("Done.", timeout=TURN_TIMEOUT_MS)
+    shown_once(page)
+    assert sorted(CalendarAccess.objects.values_list("calendar_id", "user_id", "level")) == accesses_before
+
+
+def test_a_rejected_proposal_shows_its_result(page, asgi_server, harbour, worker):  # noqa: F811
+    log_in(page, asgi_server, "anna")
+    open_chat(page, f"{asgi_server}/chat/")
+    ask(page, REQUEST)
+    form = page.locator(".chat-proposal")
+    expect(form.locator(".proposal-summary")).to_have_text(SUMMARY, timeout=TURN_TIMEOUT_MS)
+
+    form.get_by_role("button", name="Reject").click()
+
+    expect(page.get_by_role("status")).to_have_text("Done.", timeout=TURN_TIMEOUT_MS)
+    expect(form.locator(".proposal-result")).to_have_text("Rejected: nothing was changed.", timeout=2000)
+
+
+def test_a_reconnect_mid_turn_shows_everything_once(page, asgi_server, harbour, worker):  # noqa: F811
+    log_in(page, asgi_server, "anna")
+    open_chat(page, f"{asgi_server}/chat/")
+    # Lose the socket as soon as Alfred starts working, as a network failure would: the turn goes on
+    # in the worker, and the page catches up after reconnecting.
+    page.evaluate(
+        """() => {
+          window.dropped = 0;
+          window.alfredChat.onFrame = (frame) => {
+            if (frame.type === "status" && frame.state === "running" && !window.dropped) {
+              window.dropped = 1;
+              window.alfredChat.dropConnection();
+            }
+          };
+        }"""
+    )
+
+    ask(page, REQUEST)
+
+    expect(page.locator("#chat-connection-text")).to_have_text("Reconnecting…", timeout=TURN_TIMEOUT_MS)
+    expect(page.locator("#chat-connection-text")).to_have_text("Connected")
+    form = page.locator(".chat-proposal")
+    expect(form.locator(".proposal-summary")).to_have_text(SUMMARY, timeout=TURN_TIMEOUT_MS)
+    expect(page.get_by_role("status")).to_have_text("Waiting for your confirmation.")
+    conversation = Conversation.objects.get(user=harbour.anna)
+    wait_for(
+        lambda: page.evaluate("window.alfredChat.lastSeq") == Conversation.objects.get(pk=conversation.pk).last_seq
+    )
+    replies = list(Message.objects.filter(conversation=conversation, role="assistant").values_list("id", "text"))
+    assistant = page.get_by_role("log").locator(".msg-assistant")
+    expect(assistant).to_have_count(len(replies))
+    for (message_id, text), node in zip(replies, assistant.all(), strict=True):
+        expect(node).to_have_attribute("data-message-id", str(message_id))
+        expect(node.locator(".msg-text")).to_have_text(text)
+    expect(page.get_by_role("log").locator(".msg-user")).to_have_count(1)
+    expect(form).to_have_count(1)
+    assert page.evaluate("window.dropped") == 1
+    shown_once(page)
+
+
+def test_a_message_whose_ack_was_lost_is_stored_once(page, asgi_server, harbour, worker):  # noqa: F811
+    conversation = Conversation.objects.create(user=harbour.anna, organization=harbour.org, title="Earlier")
+    log_in(page, asgi_server, "anna")
+    open_chat(page, f"{asgi_server}/chat/{conversation.pk}/")
+
+    # Send, and lose the socket before the acknowledgement arrives: after reconnecting, the page sends
+    # the message again with the same client id (unless the catch-up shows it stored), never twice.
+    page.get_by_label("Your message to Alfred").fill(REQUEST)
+    page.evaluate("() => { document.getElementById('chat-send').click(); window.alfredChat.dropConnection(); }")
+
+    expect(page.locator("#chat-connection-text")).to_have_text("Connected", timeout=TURN_TIMEOUT_MS)
+    expect(page.locator(".chat-proposal .proposal-summary")).to_have_text(SUMMARY, timeout=TURN_TIMEOUT_MS)
+    expect(page.get_by_role("log").locator(".msg-user")).to_have_count(1)
+    expect(page.get_by_role("log").locator(".msg-user .msg-note")).to_have_text("")
+    assert page.evaluate("window.alfredChat.unacknowledged") == []
+    assert Message.objects.filter(conversation=conversation, role="user").count() == 1
+    assert Conversation.objects.filter(user=harbour.anna).count() == 1
+    shown_once(page)
+
+
+def test_the_first_message_whose_ack_was_lost_starts_one_conversation(page, asgi_server, harbour, worker):  # noqa: F811
+    log_in(page, asgi_server, "anna")
+    open_chat(page, f"{asgi_server}/chat/")
+
+    page.get_by_label("Your message to Alfred").fill(REQUEST)
+    page.evaluate("() => { document.getElementById('chat-send').click(); window.alfredChat.dropConnection(); }")
+
+    expect(page.locator(".chat-proposal .proposal-summary")).to_have_text(SUMMARY, timeout=TURN_TIMEOUT_MS)
+    wait_until_idle(timeout=30)
+    assert Conversation.objects.filter(user=harbour.anna).count() == 1
+
+
+def test_enter_sends_and_shift_enter_adds_a_line(page, asgi_server, harbour, worker):  # noqa: F811
+    log_in(page, asgi_server, "anna")
+    open_chat(page, f"{asgi_server}/chat/")
+    box = page.get_by_label("Your message to Alfred")
+
+    box.focus()
+    page.keyboard.type("Give Tomas Reyes booking access")
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.type("to my surgery calendar")
+    expect(box).to_have_value("Give Tomas Reyes booking access\nto my surgery calendar")
+    expect(page.get_by_role("log").locator(".msg")).to_have_count(0)
+
+    page.keyboard.press("Enter")
+
+    expect(box).to_have_value("")
+    expect(box).to_be_focused()
+    expect(page.get_by_role("log").locator(".msg-user .msg-text")).to_have_text(
+        "Give Tomas Reyes booking access\nto my surgery calendar"
+    )
+    expect(page.locator(".chat-proposal .proposal-summary")).to_have_text(SUMMARY, timeout=TURN_TIMEOUT_MS)
+    assert Message.objects.get(role="user").text == "Give Tomas Reyes booking access\nto my surgery calendar"
+
+
+def test_the_page_is_in_french_for_a_french_browser(browser, asgi_server, harbour, worker):  # noqa: F811
+    context = browser.new_context(locale="fr-FR")
+    context.set_default_timeout(DEFAULT_TIMEOUT_MS)
+    tab = context.new_page()
+    try:
+        log_in(
+            tab,
+            asgi_server,
+            "anna",
+            username_label="Nom d’utilisateur",
+            password_label="Mot de passe",
+            button="Se connecter",
+        )
+        tab.get_by_role("link", name="Discuter avec Alfred").click()
+        expect(tab.locator("#chat-connection-text")).to_have_text("Connecté")
+        expect(tab.get_by_role("heading", name="Discuter avec Alfred")).to_be_visible()
+        expect(tab.get_by_role("button", name="Nouvelle conversation")).to_be_visible()
+        expect(tab.locator("#chat-list-empty")).to_have_text(
+            "Aucune conversation pour l’instant. Vos conversations avec Alfred apparaîtront ici."
+        )
+
+        ask(
+            tab,
+            "Donnez à Tomas Reyes l’accès en réservation à mon agenda Dr Novak surgery",
+            label="Votre message à Alfred",
+            send="Envoyer",
+        )
+
+        form = tab.locator(".chat-proposal")
+        expect(form).to_be_visible(timeout=TURN_TIMEOUT_MS)
+        expect(tab.get_by_role("status")).to_have_text("En attente de votre confirmation.")
+        expect(form.get_by_role("group")).to_contain_text(f"Modification proposée{NBSP}: donner un accès")
+        expect(form.locator(".proposal-summary")).to_have_text(
+            f"Tomas Reyes{NBSP}: aucun accès → réserver sur Dr Novak surgery"
+        )
+        expect(form.get_by_label("Membre")).to_have_value(str(harbour.tomas.pk))
+        expect(form.get_by_label("Agenda")).to_have_value(str(harbour.novak_surgery.pk))
+        expect(form.get_by_label("Accès").locator("option:checked")).to_have_text("Réserver")
+
+        form.get_by_role("button", name="Confirmer").click()
+
+        expect(form.locator(".proposal-result")).to_have_text(
+            re.compile(f"^C’est fait{NBSP}: Tomas Reyes"), timeout=TURN_TIMEOUT_MS
+        )
+        expect(tab.get_by_role("status")).to_have_text("Terminé.", timeout=TURN_TIMEOUT_MS)
+        assert CalendarAccess.objects.get(calendar=harbour.novak_surgery, user=harbour.tomas).level == "book"
+    finally:
+        context.close()
+
+
+# --- The protocol, against a scripted socket ------------------------------------------------------------
+
+
+class ScriptedSocket:
+    """Stands in for /ws/chat/: records what the page sends on each connection; the test answers."""
+
+    def __init__(self, page):  # noqa: F811
+        self.connections = []
+        page.route_web_socket(re.compile(r"/ws/chat/$"), self._connect)
+
+    def _connect(self, ws):
+        connection = {"ws": ws, "received": []}
+        ws.on_message(lambda message: connection["received"].append(json.loads(message)))
+        self.connections.append(connection)
+
+    @property
+    def ws(self):
+        return self.connections[-1]["ws"]
+
+    def received(self, index=-1):
+        return self.connections[index]["received"]
+
+    def send(self, *frames):
+        for frame in frames:
+            self.ws.send(json.dumps(frame))
+
+
+def until(page, predicate, timeout_ms=DEFAULT_TIMEOUT_MS):  # noqa: F811
+    """Wait for a condition on what the scripted socket received (Playwright handles it while it waits)."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        page.wait_for_timeout(20)
+
+
+@pytest.fixture
+def scripted(page, asgi_server, harbour):  # noqa: F811
+    socket = ScriptedSocket(page)
+    conversation = Conversation.objects.create(user=harbour.anna, organization=harbour.org, title="Scripted")
+    log_in(page, asgi_server, "anna")
+    open_chat(page, f"{asgi_server}/chat/{conversation.pk}/")
+    until(page, lambda: socket.received() == [{"type": "resume", "conversation": conversation.pk, "after": 0}])
+    socket.send({"type": "resumed", "conversation": conversation.pk, "last_seq": 0, "run_status": "idle"})
+    socket.conversation = conversation.pk
+    return socket
+
+
+def user_message(conversation, seq, frame, message_id=1):
+    payload = {"id": message_id, "role": "user", "text": frame["text"], "status": "pending", "client_id": frame["id"]}
+    return {"type": "message", "conversation": conversation, "seq": seq, "message": payload}
+
+
+def reply(conversation, text, *, status="complete", seq=None, message_id=2):
+    frame = {
+        "type": "message",
+        "conversation": conversation,
+        "message": {"id": message_id, "role": "assistant", "text": text, "status": status},
+    }
+    return frame if seq is None else {**frame, "seq": seq}
+
+
+def token(conversation, offset, text, message_id=2):
+    return {"type": "token", "conversation": conversation, "message": message_id, "offset": offset, "text": text}
+
+
+def test_tokens_cut_by_a_reconnect_make_the_complete_reply_once(page, scripted):  # noqa: F811
+    c = scripted.conversation
+    ask(page, "Hello")
+    until(page, lambda: any(f["type"] == "message" for f in scripted.received()))
+    sent = next(f for f in scripted.received() if f["type"] == "message")
+    scripted.send(
+        {"type": "ack", "id": sent["id"], "conversation": c, "created": True, "message": {"id": 1}},
+        user_message(c, 1, sent),
+        {"type": "status", "conversation": c, "seq": 2, "state": "running", "text": "Thinking…"},
+        token(c, 0, "Hello"),
+        token(c, 5, " there"),
+    )
+    assistant = page.get_by_role("log").locator(".msg-assistant .msg-text")
+    expect(assistant).to_have_text("Hello there")
+    expect(page.get_by_role("status")).to_have_text("Alfred is working… Thinking…")
+    expect(page.get_by_role("log")).to_have_attribute("aria-busy", "true")
+
+    scripted.ws.close(code=1011, reason="gone")  # the server goes away mid-answer
+    expect(page.locator("#chat-connection-text")).to_have_text("Reconnecting…")
+    until(page, lambda: len(scripted.connections) == 2, timeout_ms=5000)
+    until(page, lambda: scripted.received() == [{"type": "resume", "conversation": c, "after": 2}])
+    scripted.send(
+        {"type": "status", "conversation": c, "seq": 2, "state": "running", "text": "Thinking…"},  # a repeat
+        reply(c, "Hello there, I", status="streaming"),  # the text so far, from the database
+        token(c, 5, " there"),  # already shown
+        token(c, 11, ", I am"),  # half of it shown already
+        token(c, 30, "???"),  # a gap: skipped, the final message fills it
+        {"type": "resumed", "conversation": c, "last_seq": 2, "run_status": "running"},
+    )
+    expect(assistant).to_have_text("Hello there, I am")
+    scripted.send(
+        reply(c, "Hello there, I am Alfred.", seq=3),
+        {"type": "status", "conversation": c, "seq": 4, "state": "done", "text": ""},
+        reply(c, "Hello there, I am Alfred.", seq=3),  # a repeat
+    )
+
+    expect(assistant).to_have_text("Hello there, I am Alfred.")
+    expect(page.get_by_role("status")).to_have_text("Done.")
+    expect(page.locator("#chat-connection-text")).to_have_text("Connected")
+    expect(page.get_by_role("log").locator(".msg")).to_have_count(2)
+    expect(page.get_by_role("log")).not_to_have_attribute("aria-busy", "true")
+    assert page.evaluate("window.alfredChat.rendered") == [1, 2, 3, 4]
+    assert [f["type"] for f in scripted.received()] == ["resume"]  # the message was acknowledged: not sent again
+
+
+def test_an_unacknowledged_message_is_sent_again_with_the_same_id(page, scripted):  # noqa: F811
+    c = scripted.conversation
+    ask(page, "Are you there?")
+    until(page, lambda: any(f["type"] == "message" for f in scripted.received()))
+    first = next(f for f in scripted.received() if f["type"] == "message")
+    expect(page.get_by_role("log").locator(".msg-user .msg-note")).to_have_text("Sending…")
+
+    scripted.ws.close(code=1011)  # gone before the ack
+
+    until(page, lambda: len(scripted.connections) == 2, timeout_ms=5000)
+    until(page, lambda: scripted.received() == [{"type": "resume", "conversation": c, "after": 0}])
+    scripted.send({"type": "resumed", "conversation": c, "last_seq": 0, "run_status": "idle"})
+    until(page, lambda: len(scripted.received()) == 2)
+    again = scripted.received()[1]
+    assert again == first
+    assert re.fullmatch(r"[A-Za-z0-9_-]{8,64}", again["id"])
+    scripted.send({"type": "ack", "id": again["id"], "conversation": c, "created": True, "message": {"id": 7}})
+    expect(page.get_by_role("log").locator(".msg-user .msg-note")).to_have_text("")
+    assert page.evaluate("window.alfredChat.unacknowledged") == []
+
+
+def proposal_form(conversation, harbour, seq=1):
+    return {
+        "type": "form",
+        "conversation": conversation,
+        "seq": seq,
+        "kind": "proposal",
+        "proposal": {
+            "id": 41,
+            "hash": "a" * 64,
+            "action": "grant",
+            "summary": SUMMARY,
+            "status": "proposed",
+            "expires_at": "2099-01-01T00:00:00+00:00",
+            "fields": {
+                "member": {
+                    "value": harbour.tomas.pk,
+                    "options": [
+                        {"value": harbour.tom.pk, "label": "Tom Fisher"},
+                        {"value": harbour.tomas.pk, "label": "Tomas Reyes"},
+                    ],
+                },
+                "calendar": {
+                    "value": harbour.novak_surgery.pk,
+                    "options": [
+                        {"value": harbour.novak_main.pk, "label": "Dr Novak appointments"},
+                        {"value": harbour.novak_surgery.pk, "label": "Dr Novak surgery"},
+                    ],
+                },
+                "level": {"value": "book", "options": [{"value": v, "label": v} for v in ("view", "book", "manage")]},
+            },
+        },
+    }
+
+
+def test_a_confirmation_sends_only_the_fields_the_person_changed(page, scripted, harbour):  # noqa: F811
+    c = scripted.conversation
+    scripted.send(proposal_form(c, harbour))
+    form = page.locator(".chat-proposal")
+    expect(form.get_by_label("Access").locator("option")).to_have_text(["View", "Book", "Manage"])
+
+    form.get_by_label("Access").select_option("manage")
+    form.get_by_label("Member").select_option(str(harbour.tom.pk))
+    form.get_by_role("button", name="Confirm").click()
+
+    until(page, lambda: any(f["type"] == "confirm" for f in scripted.received()))
+    confirm = next(f for f in scripted.received() if f["type"] == "confirm")
+    assert confirm == {
+        "type": "confirm",
+        "proposal": 41,
+        "hash": "a" * 64,
+        "decision": "confirm",
+        "values": {"member": harbour.tom.pk, "level": "manage"},
+    }
+    expect(form.locator(".proposal-result")).to_have_text("Sending your decision…")
+    expect(form.locator(".proposal-result")).to_be_focused()
+    expect(form.get_by_role("button", name="Reject")).to_be_disabled()
+    scripted.send(
+        {
+            "type": "result",
+            "conversation": c,
+            "seq": 2,
+            "proposal": 41,
+            "status": "expired",
+            "code": "edited",
+            "summary": SUMMARY,
+        }
+    )
+    expect(form.locator(".proposal-result")).to_have_text(
+        "Changed: Alfred checks your edited request and proposes it again."
+    )
+
+
+def test_a_rejection_sends_no_values_and_errors_are_shown_politely(page, scripted, harbour):  # noqa: F811
+    c = scripted.conversation
+    scripted.send(proposal_form(c, harbour))
+    form = page.locator(".chat-proposal")
+
+    form.get_by_role("button", name="Reject").click()
+
+    until(page, lambda: any(f["type"] == "confirm" for f in scripted.received()))
+    confirm = next(f for f in scripted.received() if f["type"] == "confirm")
+    assert confirm == {"type": "confirm", "proposal": 41, "hash": "a" * 64, "decision": "reject"}
+    scripted.send({"type": "error", "code": "expired", "detail": "This proposal has expired.", "error_id": "abc123"})
+    expected = "This proposal has expired: nothing was changed. Ask Alfred again if you still need it."
+    expect(form.locator(".proposal-result")).to_have_text(expected)
+    expect(page.locator("#chat-error")).to_have_text(f"{expected} Reference: abc123")
+    expect(page.locator("#chat-error")).to_have_attribute("aria-live", "polite")
+
+
+def test_a_choice_answers_with_the_label_and_text_is_never_html(page, scripted):  # noqa: F811
+    c = scripted.conversation
+    hostile = '<img src=x onerror="window.pwned=1">'
+    scripted.send(
+        reply(c, f"Which access? {hostile}", seq=1, message_id=5),
+        {
+            "type": "form",
+            "conversation": c,
+            "seq": 2,
+            "kind": "choice",
+            "field": "level",
+            "question": "Which access?",
+            "options": [{"value": "view", "label": "view"}, {"value": "book", "label": "book"}],
+        },
+    )
+    choice = page.get_by_role("group", name="Which access?")
+    expect(choice.get_by_role("button")).to_have_text(["View", "Book"])
+    expect(page.get_by_role("log").locator(".msg-assistant .msg-text")).to_have_text(f"Which access? {hostile}")
+    assert page.evaluate("window.pwned") is None
+    assert page.locator("#chat-log img").count() == 0
+
+    choice.get_by_role("button", name="Book").click()
+
+    until(page, lambda: any(f["type"] == "message" for f in scripted.received()))
+    sent = next(f for f in scripted.received() if f["type"] == "message")
+    assert sent["text"] == "book" and sent["conversation"] == c
+    expect(choice.get_by_role("button", name="View")).to_be_disabled()
+    expect(page.get_by_label("Your message to Alfred")).to_be_focused()

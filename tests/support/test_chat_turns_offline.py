@@ -1,0 +1,127 @@
+"""Whole turns with the offline engine (the embedded default): real socket, daphne, worker process, graph,
+Postgres checkpointer and the platform API over HTTP. Conversations that take several messages."""
+
+import pytest
+
+from support.models import ActionProposal, CalendarAccess, Conversation, Message
+from tests.support.chat_client import ChatSocket, wait_until_idle
+from tests.support.harbour import harbour
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def world(transactional_db, celery_worker_process):
+    yield harbour()
+    wait_until_idle()
+
+
+def assistant_says(socket: ChatSocket, contains: str = "") -> str:
+    frame = socket.until(
+        lambda f: f["type"] == "message" and f["message"]["role"] == "assistant" and contains in f["message"]["text"]
+    )
+    return frame["message"]["text"]
+
+
+def proposal_form(socket: ChatSocket) -> dict:
+    return socket.until(lambda f: f["type"] == "form" and f.get("kind") == "proposal")["proposal"]
+
+
+def confirm(socket: ChatSocket, proposal: dict, decision: str = "confirm") -> dict:
+    socket.send({"type": "confirm", "proposal": proposal["id"], "hash": proposal["hash"], "decision": decision})
+    return socket.until(lambda f: f["type"] == "result" and f["proposal"] == proposal["id"])
+
+
+def level(world, calendar, member):
+    access = CalendarAccess.objects.filter(calendar=calendar, user=member).first()
+    return access.level if access else None
+
+
+def test_an_ambiguous_name_is_asked_with_the_real_candidates(asgi_server, world):
+    with ChatSocket(asgi_server, world.anna) as socket:
+        conversation = socket.say("Give Tom view access to my surgery calendar.")["conversation"]
+        choice = socket.until(lambda f: f["type"] == "form" and f.get("kind") == "choice")
+        assert choice["field"] == "member"
+        assert sorted(option["label"] for option in choice["options"]) == ["Tom Fisher", "Tomas Reyes"]
+
+        socket.say("Tomas Reyes", conversation=conversation)
+        proposal = proposal_form(socket)
+        assert proposal["summary"] == "Tomas Reyes: no access → view on Dr Novak surgery"
+        assert confirm(socket, proposal)["status"] == "executed"
+
+    assert level(world, world.novak_surgery, world.tomas) == "view"
+    assert level(world, world.novak_surgery, world.tom) is None
+
+
+def test_a_correction_before_confirming_updates_the_proposal(asgi_server, world):
+    with ChatSocket(asgi_server, world.anna) as socket:
+        conversation = socket.say("Give Tomas Reyes view access to my surgery calendar")["conversation"]
+        first = proposal_form(socket)
+        socket.say("actually, make it booking", conversation=conversation)
+        second = proposal_form(socket)
+        assert second["summary"] == "Tomas Reyes: no access → book on Dr Novak surgery"
+        assert confirm(socket, second)["status"] == "executed"
+
+    assert ActionProposal.objects.get(pk=first["id"]).status == "expired"
+    assert level(world, world.novak_surgery, world.tomas) == "book"
+
+
+def test_in_french_with_a_delegated_manager(asgi_server, world):
+    with ChatSocket(asgi_server, world.lea) as socket:
+        socket.say("Donne à Tomas Reyes l'accès en réservation à l'agenda du Dr Okafor.")
+        proposal = proposal_form(socket)
+        summary = " ".join(proposal["summary"].replace("\u202f", " ").replace("\xa0", " ").split())
+        assert summary == "Tomas Reyes : aucun accès → réserver sur Dr Okafor appointments"
+        confirm(socket, proposal)
+        done = assistant_says(socket, "Tomas Reyes")
+
+    assert done.startswith("C’est fait") or done.startswith("C'est fait")
+    assert level(world, world.okafor_main, world.tomas) == "book"
+
+
+def test_a_viewer_is_told_why_nothing_can_be_done(asgi_server, world):
+    with ChatSocket(asgi_server, world.tom) as socket:
+        socket.say("Give Léa Girard booking access to Dr Novak's appointments calendar.")
+        text = assistant_says(socket, "Dr Novak appointments")
+
+    assert "only its owner (Anna Novak)" in text
+    assert not ActionProposal.objects.exists()
+    assert level(world, world.novak_main, world.lea) is None
+
+
+def test_someone_from_another_practice_is_not_found(asgi_server, world):
+    with ChatSocket(asgi_server, world.anna) as socket:
+        socket.say("Give Sam Carter view access to my appointments calendar.")
+        text = assistant_says(socket, "Sam Carter")
+
+    assert "can't find" in text
+    assert not ActionProposal.objects.exists()
+
+
+def test_handoff_and_refusal(asgi_server, world):
+    with ChatSocket(asgi_server, world.ben) as socket:
+        socket.say("Can I speak to someone from support?")
+        assert "support team" in assistant_says(socket)
+    with ChatSocket(asgi_server, world.ben) as socket:
+        socket.say("What dose of ibuprofen should I give a child?")
+        assert "can't help with that" in assistant_says(socket)
+
+    statuses = set(Conversation.objects.values_list("status", flat=True))
+    assert statuses == {"handed_off", "open"}
+
+
+def test_a_second_message_waits_for_the_first_turn(asgi_server, world):
+    with ChatSocket(asgi_server, world.anna) as socket:
+        conversation = socket.say("Give Tomas Reyes view access to my surgery calendar")["conversation"]
+        socket.say("actually, make it booking", conversation=conversation)  # sent while the first turn runs
+        first = proposal_form(socket)
+        second = proposal_form(socket)
+
+    assert first["summary"].endswith("view on Dr Novak surgery")
+    assert second["summary"].endswith("book on Dr Novak surgery")
+    wait_until_idle()
+    replies = Message.objects.filter(role="assistant").order_by("id")
+    assert [m.reply_to.text for m in replies] == [
+        "Give Tomas Reyes view access to my surgery calendar",
+        "actually, make it booking",
+    ]

@@ -1,0 +1,318 @@
+"""The chat page (/chat/): who may open it, the list of conversations, the history rendered on the server."""
+
+import json
+import re
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import translation
+
+from support.models import Conversation
+from support.services.chat import ReplyWriter, conversation_start, event_publish, message_receive
+from support.services.proposals import proposal_create
+from tests.factories import MembershipFactory, UserFactory
+
+PAGE_SIZE = 30
+
+
+@pytest.fixture(autouse=True)
+def _english_after_each_test():
+    yield
+    translation.activate(settings.LANGUAGE_CODE)  # a request in French must not leak into the next test
+
+
+def say(conversation, text, reply=None, client_id=None):
+    """A user message (stored as the socket stores it) and, if given, Alfred's reply."""
+    message, _ = message_receive(conversation=conversation, client_id=client_id or f"client-{text[:20]}", text=text)
+    if reply is not None:
+        ReplyWriter(conversation_id=conversation.pk, turn_key=f"message:{message.pk}", reply_to_id=message.pk).finish(
+            text=reply
+        )
+    return message
+
+
+def data_attribute(page: str, name: str) -> str:
+    return re.search(rf'data-{name}="([^"]*)"', page).group(1)
+
+
+# --- Who may open it --------------------------------------------------------------------------------
+
+
+def test_anonymous_people_are_sent_to_log_in(client, db):
+    response = client.get(reverse("chat"))
+
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"{reverse('login')}?next=/chat/"
+
+
+def test_someone_outside_any_practice_gets_a_friendly_page(client, db):
+    client.force_login(UserFactory(username="outsider"))
+
+    response = client.get(reverse("chat"))
+
+    page = response.content.decode()
+    assert response.status_code == 403
+    assert "The chat is for practice members" in page
+    assert "chat-composer" not in page
+
+
+def test_a_former_member_gets_the_friendly_page_too(client, db):
+    user = UserFactory(username="former")
+    MembershipFactory(user=user, is_active=False)
+    client.force_login(user)
+
+    assert "The chat is for practice members" in client.get(reverse("chat")).content.decode()
+
+
+def test_a_member_gets_the_page_with_an_empty_state(client, practice):
+    client.force_login(practice.anna)
+
+    response = client.get(reverse("chat"))
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "No conversations yet." in page
+    assert "New conversation" in page
+    assert 'role="log"' in page and 'aria-live="polite"' in page
+    assert 'role="status"' in page
+    assert data_attribute(page, "conversation") == ""
+    assert data_attribute(page, "last-seq") == "0"
+
+
+def test_the_home_page_links_members_to_the_chat(client, practice):
+    client.force_login(practice.anna)
+
+    assert f'href="{reverse("chat")}"' in client.get(reverse("home")).content.decode()
+
+
+def test_the_list_shows_the_users_own_conversations_newest_first(client, practice):
+    older = conversation_start(user=practice.anna)
+    say(older, "Give Tom view access")
+    newer = conversation_start(user=practice.anna)
+    say(newer, "Remove Léa from my surgery calendar")
+    say(conversation_start(user=practice.ben), "Ben's own question")
+    client.force_login(practice.anna)
+
+    page = client.get(reverse("chat")).content.decode()
+
+    assert page.index("Remove Léa from my surgery calendar") < page.index("Give Tom view access")
+    assert "Ben&#x27;s own question" not in page and "Ben's own question" not in page
+    assert "No conversations yet." in page  # the empty state is there, hidden, for the script
+    assert re.search(r'id="chat-list-empty"[^>]* hidden', page)
+
+
+# --- One conversation ----------------------------------------------------------------------------
+
+
+def test_an_open_conversation_shows_its_history_and_last_seq(client, practice):
+    conversation = conversation_start(user=practice.anna)
+    say(conversation, "Give Tom view access", reply="Here is the change I can make.")
+    client.force_login(practice.anna)
+
+    response = client.get(reverse("chat-conversation", args=[conversation.pk]))
+
+    page = response.content.decode()
+    conversation.refresh_from_db()
+    assert response.status_code == 200
+    assert "Give Tom view access" in page
+    assert "Here is the change I can make." in page
+    assert data_attribute(page, "conversation") == str(conversation.pk)
+    assert data_attribute(page, "last-seq") == str(conversation.last_seq)
+    assert conversation.last_seq > 0
+    assert 'aria-current="page"' in page
+
+
+def test_someone_elses_conversation_is_not_found(client, practice):
+    bens = conversation_start(user=practice.ben)
+    say(bens, "Something private")
+    client.force_login(practice.anna)
+
+    response = client.get(reverse("chat-conversation", args=[bens.pk]))
+
+    assert response.status_code == 404
+    assert "Something private" not in response.content.decode()
+
+
+def test_an_unknown_conversation_is_not_found(client, practice):
+    client.force_login(practice.anna)
+
+    assert client.get(reverse("chat-conversation", args=[987654])).status_code == 404
+
+
+def test_the_history_is_rendered_as_text_never_as_html(client, practice):
+    conversation = conversation_start(user=practice.anna)
+    hostile = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    say(conversation, hostile, reply="<b>not bold</b>")
+    client.force_login(practice.anna)
+
+    page = client.get(reverse("chat-conversation", args=[conversation.pk])).content.decode()
+
+    assert "<script>alert" not in page
+    assert "<img src=x" not in page
+    assert "<b>not bold</b>" not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page  # in the history and in the list
+    assert "&lt;b&gt;not bold&lt;/b&gt;" in page
+
+
+def test_a_pending_proposal_is_rendered_with_its_fields_preselected(client, practice):
+    conversation = conversation_start(user=practice.anna)
+    message = say(conversation, "Give Tomas booking access to my surgery calendar")
+    proposal_create(
+        conversation_id=conversation.pk,
+        message_id=message.pk,
+        requested_by=practice.anna,
+        action="grant",
+        arguments={"calendar_id": practice.novak_surgery.pk, "user_id": practice.tomas.pk, "level": "book"},
+        summary="Tomas Reyes: no access → book on Dr Novak surgery",
+        before=None,
+        fields={
+            "member": {
+                "value": practice.tomas.pk,
+                "options": [
+                    {"value": practice.tom.pk, "label": "Tom Fisher"},
+                    {"value": practice.tomas.pk, "label": "Tomas Reyes"},
+                ],
+            },
+            "calendar": {
+                "value": practice.novak_surgery.pk,
+                "options": [{"value": practice.novak_surgery.pk, "label": "Dr Novak surgery"}],
+            },
+            "level": {"value": "book", "options": [{"value": v, "label": v} for v in ("view", "book", "manage")]},
+        },
+    )
+    client.force_login(practice.anna)
+
+    page = client.get(reverse("chat-conversation", args=[conversation.pk])).content.decode()
+
+    assert "Proposed change: give access" in page
+    assert "Tomas Reyes: no access → book on Dr Novak surgery" in page
+    assert f'<option value="{practice.tomas.pk}" selected>Tomas Reyes</option>' in page
+    assert '<option value="book" selected>Book</option>' in page
+    assert 'data-decision="confirm"' in page and ">Confirm</button>" in page
+    assert ">Reject</button>" in page
+    assert "<fieldset>" in page  # not decided: the form can be used
+
+
+def test_a_decided_proposal_shows_its_result_and_cannot_be_used(client, practice):
+    conversation = conversation_start(user=practice.anna)
+    message = say(conversation, "Give Tomas booking access")
+    proposal = proposal_create(
+        conversation_id=conversation.pk,
+        message_id=message.pk,
+        requested_by=practice.anna,
+        action="grant",
+        arguments={"calendar_id": practice.novak_surgery.pk, "user_id": practice.tomas.pk, "level": "book"},
+        summary="Tomas Reyes: no access → book on Dr Novak surgery",
+        before=None,
+        fields={},
+    )
+    event_publish(
+        conversation_id=conversation.pk,
+        type="result",
+        payload={"proposal": proposal.pk, "status": "executed", "code": "", "summary": proposal.summary},
+    )
+    client.force_login(practice.anna)
+
+    page = client.get(reverse("chat-conversation", args=[conversation.pk])).content.decode()
+
+    assert "<fieldset disabled>" in page
+    assert "Done: Tomas Reyes: no access → book on Dr Novak surgery" in page
+
+
+def test_a_question_offers_its_options_until_it_is_answered(client, practice):
+    conversation = conversation_start(user=practice.anna)
+    say(conversation, "Give Tom access to my calendar")
+    options = [{"value": "view", "label": "view"}, {"value": "book", "label": "book"}]
+    event_publish(
+        conversation_id=conversation.pk,
+        type="form",
+        payload={"kind": "choice", "field": "level", "question": "Which access?", "options": options},
+    )
+    client.force_login(practice.anna)
+    url = reverse("chat-conversation", args=[conversation.pk])
+
+    open_question = client.get(url).content.decode()
+    say(conversation, "book", client_id="client-answer")
+    answered = client.get(url).content.decode()
+
+    assert '<button type="button" data-label="book">Book</button>' in open_question
+    assert '<button type="button" data-label="book" disabled>Book</button>' in answered
+
+
+def test_the_script_gets_its_sentences_translated(client, practice):
+    client.force_login(practice.anna)
+
+    english = client.get(reverse("chat"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    french = client.get(reverse("chat"), HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+
+    def strings(page):
+        raw = re.search(r'<script id="chat-strings" type="application/json">(.*?)</script>', page, re.S).group(1)
+        return json.loads(raw)
+
+    assert strings(english)["proposal"]["confirm"] == "Confirm"
+    assert strings(english)["connection"]["reconnecting"] == "Reconnecting…"
+    assert strings(french)["proposal"]["confirm"] == "Confirmer"
+    assert strings(french)["levels"] == {"view": "Consulter", "book": "Réserver", "manage": "Gérer"}
+    assert strings(french)["states"]["waiting_confirmation"] == "En attente de votre confirmation."
+    assert "Discuter avec Alfred" in french
+
+
+# --- The list, page by page ------------------------------------------------------------------------
+
+
+def test_the_list_is_paginated(client, practice):
+    conversations = [
+        Conversation.objects.create(user=practice.anna, organization=practice.org, title=f"Question {n:02d}")
+        for n in range(PAGE_SIZE + 5)
+    ]
+    client.force_login(practice.anna)
+
+    first = client.get(reverse("chat")).content.decode()
+    second = client.get(reverse("chat"), {"page": 2}).content.decode()
+
+    first_titles = re.findall(r"Question \d\d", first)
+    second_titles = re.findall(r"Question \d\d", second)
+    assert len(first_titles) == PAGE_SIZE
+    assert len(second_titles) == 5
+    assert first_titles[0] == "Question 34"  # newest first
+    assert set(first_titles).isdisjoint(second_titles)
+    assert 'href="?page=2" rel="next"' in first
+    assert 'href="?page=1" rel="prev"' in second
+    assert "Page 2 of 2" in second
+    assert len(conversations) == PAGE_SIZE + 5
+
+
+def test_a_page_out_of_range_shows_the_last_one(client, practice):
+    Conversation.objects.create(user=practice.anna, organization=practice.org, title="Only one")
+    client.force_login(practice.anna)
+
+    assert "Only one" in client.get(reverse("chat"), {"page": 99}).content.decode()
+
+
+# --- Queries ---------------------------------------------------------------------------------------
+
+
+def queries_for(client, url) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url).status_code == 200
+    return len(queries)
+
+
+def test_the_page_queries_do_not_grow_with_conversations_and_messages(client, practice):
+    client.force_login(practice.anna)
+    small = conversation_start(user=practice.anna)
+    say(small, "One question", reply="One answer")
+    few = queries_for(client, reverse("chat-conversation", args=[small.pk]))
+
+    for n in range(40):
+        Conversation.objects.create(user=practice.anna, organization=practice.org, title=f"Old {n}")
+    big = conversation_start(user=practice.anna)
+    for n in range(25):
+        say(big, f"Question {n}", reply=f"Answer {n}", client_id=f"client-{n:04d}")
+    many = queries_for(client, reverse("chat-conversation", args=[big.pk]))
+
+    assert many == few
+    assert few <= 7, few  # session, user, membership, count, page of the list, conversation, its events
