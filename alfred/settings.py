@@ -217,7 +217,17 @@ LLM_TEMPERATURE = float(envstr("LLM_TEMPERATURE", "0"))
 # Prices to estimate the cost of each call, per million tokens (input, output), in EUR.
 LLM_PRICE_INPUT = float(envstr("LLM_PRICE_INPUT", "0"))
 LLM_PRICE_OUTPUT = float(envstr("LLM_PRICE_OUTPUT", "0"))
+# --- Knowledge: embeddings and retrieval ------------------------------------------------------------------------
+EMBEDDINGS_PROVIDER = envstr("EMBEDDINGS_PROVIDER", "local")  # local (all-MiniLM-L6-v2 on CPU) | openai
 EMBEDDINGS_DEVICE = envstr("EMBEDDINGS_DEVICE", "cpu")
+EMBEDDINGS_BASE_URL = envstr("EMBEDDINGS_BASE_URL", LLM_BASE_URL)  # an OpenAI-compatible /embeddings endpoint
+EMBEDDINGS_MODEL = envstr("EMBEDDINGS_MODEL", "text-embedding-3-small")
+EMBEDDINGS_API_KEY = envstr("EMBEDDINGS_API_KEY", LLM_API_KEY)
+EMBEDDINGS_TIMEOUT = float(envstr("EMBEDDINGS_TIMEOUT", "30"))
+EMBEDDINGS_SEND_DIMENSIONS = envbool("EMBEDDINGS_SEND_DIMENSIONS", True)  # ask the endpoint for 384 dimensions
+KNOWLEDGE_EF_SEARCH = envint("KNOWLEDGE_EF_SEARCH", 100)  # HNSW candidates per query (recall vs. speed)
+KNOWLEDGE_CANDIDATES = envint("KNOWLEDGE_CANDIDATES", 40)  # neighbours and text matches fused per query
+KNOWLEDGE_RESULTS = envint("KNOWLEDGE_RESULTS", 5)  # chunks handed to the answer
 # Where the agents reach the platform API (over HTTP, with both tokens).
 PLATFORM_API_URL = envstr("PLATFORM_API_URL", f"http://127.0.0.1:{envstr('PORT', '8000')}")
 PLATFORM_API_TIMEOUT = float(envstr("PLATFORM_API_TIMEOUT", "10"))

