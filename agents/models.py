@@ -25,6 +25,7 @@ class AgentRun(models.Model):
     outcome = models.CharField(max_length=40, blank=True, default="")
     path = models.JSONField(default=list)
     usage = models.JSONField(default=list)  # [{"step", "model", "prompt_tokens", "completion_tokens", "latency_ms"}]
+    retrieval = models.JSONField(default=list)  # chunks retrieved in the run: [{"chunk", "article", "score", ...}]
     error = models.TextField(blank=True, default="")
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -43,7 +43,8 @@ def pending_interrupt(conversation_id: int) -> dict | None:
 
 
 def run_chat(*, conversation_id: int, graph_input, context: ChatContext, run: AgentRun) -> AgentRun:
-    """Stream the graph to its end or its next interrupt; record the path, the usage and the outcome."""
+    """Stream the graph to its end or its next interrupt; record the path, the usage, the retrieved chunks
+    and the outcome."""
     graph = _graph()
     config = _config(conversation_id)
     for update in graph.stream(graph_input, config, context=context, stream_mode="updates", durability="exit"):
@@ -58,6 +59,7 @@ def run_chat(*, conversation_id: int, graph_input, context: ChatContext, run: Ag
     state = graph.get_state(config)
     run.status = AgentRun.Status.INTERRUPTED if state.interrupts else AgentRun.Status.DONE
     run.usage = [{"step": step, **asdict(usage)} for step, usage in context.tools.usages]
+    run.retrieval = list(getattr(context.tools, "retrieved", []))
     run.finished_at = timezone.now()
     run.save()
     return run

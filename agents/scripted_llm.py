@@ -1,11 +1,15 @@
-"""A scripted OpenAI-compatible chat server, standard library only: for the test suite and load tests.
+"""A scripted OpenAI-compatible chat and embeddings server, standard library only: for the test suite and
+load tests.
 
-It speaks the part of the Chat Completions API Alfred uses, over real HTTP, so the real clients
-(`openai`, langchain-openai's `ChatOpenAI`) run unchanged against it:
+It speaks the part of the OpenAI API Alfred uses, over real HTTP, so the real clients (`openai`,
+langchain-openai's `ChatOpenAI`, `knowledge.embeddings.OpenAIEmbedder`) run unchanged against it:
 
 - `POST /v1/chat/completions`, plain or with `stream: true` (server-sent events: text as
   `choices[0].delta.content`, tool calls as `delta.tool_calls` whose `function.arguments` arrive in
   pieces, a last chunk carrying `usage` when `stream_options.include_usage` is set, then `data: [DONE]`);
+- `POST /v1/embeddings`: one vector per input (a string or a list of them), of `dimensions` numbers when
+  the request asks for a size, else `Script.embedding_dimensions` (1536, as text-embedding-3-small); as
+  JSON numbers, or base64 float32 when `encoding_format` is `base64` (what the openai client asks for);
 - `GET /v1/models`.
 
 What it answers is scripted by a `Script`: a queue of replies (`Reply.text(...)`, `Reply.tool(...)`,
@@ -18,16 +22,26 @@ What it answers is scripted by a `Script`: a queue of replies (`Reply.text(...)`
   For Alfred's triage tool that is `{"intent": "calendar_access", "confidence": 0.0}`;
 - any other request gets a text of `Script.tokens` tokens ("Scripted reply token3 token4 ...").
 
+Embeddings are scripted apart from chat, by a queue of their own (`Script.add_embeddings(...)` with
+`Reply.embeddings(vectors)` or `Reply.error(...)`), then `Script.embed(text, dimensions)`; the default,
+`hash_embedding`, derives the numbers from a SHA-256 of the text: the same text always gets the same
+vector, different texts unrelated ones. They are not unit-length (clients normalize).
+
 The script also sets a delay before the first byte of each response and a delay between streamed
-chunks, and it records every request body received (`Script.requests`), so tests assert on exactly
-what was sent to the model. Token counts are scripted too: completion tokens are the number of streamed
-pieces; prompt tokens are a rough estimate (characters of the messages and tools / 4) unless a reply
-says otherwise.
+chunks, and it records every request body received (`Script.requests` for chat,
+`Script.embedding_requests` for embeddings), so tests assert on exactly what was sent to the model.
+Token counts are scripted too: completion tokens are the number of streamed pieces; prompt tokens are a
+rough estimate (characters of the messages and tools / 4) unless a reply says otherwise.
 
     script = Script([Reply.tool("IntentResult", {"intent": "knowledge", "confidence": 0.9})])
     with ScriptedLLMServer(script) as base_url:  # http://127.0.0.1:<free port>
         ...  # ChatOpenAI(base_url=base_url + "/v1", ...)
     assert script.requests[0]["model"] == "gpt-4o-mini"
+
+    script = Script(embed=lambda text, dimensions: [1.0] * dimensions)  # or script.add_embeddings(Reply.error())
+    with ScriptedLLMServer(script) as base_url:
+        ...  # OpenAIEmbedder(base_url=base_url + "/v1", ...)
+    assert script.embedding_requests[0]["dimensions"] == 384
 
 From a shell (manual runs, load tests), serving default replies until interrupted:
 
@@ -38,10 +52,13 @@ From a shell (manual runs, load tests), serving default replies until interrupte
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
+import hashlib
 import json
 import re
 import socket
+import struct
 import sys
 import threading
 import time
@@ -53,11 +70,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 ToolArguments = Callable[[str, dict], dict]  # (tool name, JSON schema of its parameters) -> arguments
+Embed = Callable[[str, int], list[float]]  # (input text, dimensions) -> vector
 
 
 @dataclass(frozen=True)
 class Reply:
-    """One scripted answer: a text, a tool call, or an HTTP error.
+    """One scripted answer: a text, a tool call, embedding vectors, or an HTTP error.
 
     `arguments` may be a dict (sent as JSON) or a raw string (sent as is, to script invalid JSON).
     `delay` overrides the script's delay before the first byte for this reply only.
@@ -73,6 +91,7 @@ class Reply:
     delay: float | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    vectors: list[list[float]] | None = None
 
     @classmethod
     def text(cls, content: str, **kwargs: Any) -> Reply:
@@ -81,6 +100,11 @@ class Reply:
     @classmethod
     def tool(cls, name: str, arguments: dict | str, **kwargs: Any) -> Reply:
         return cls(tool_name=name, arguments=arguments, **kwargs)
+
+    @classmethod
+    def embeddings(cls, vectors: list[list[float]], **kwargs: Any) -> Reply:
+        """The vectors of an embeddings answer, as given (any count, any size: to script a broken endpoint)."""
+        return cls(vectors=[list(vector) for vector in vectors], **kwargs)
 
     @classmethod
     def error(
@@ -141,6 +165,17 @@ def _minimal_value(schema: dict, defs: dict, depth: int = 0) -> Any:
     return None
 
 
+def hash_embedding(text: str, dimensions: int) -> list[float]:
+    """A vector of numbers in [-1, 1) derived from SHA-256 of the text: deterministic, not unit-length."""
+    values: list[float] = []
+    block = 0
+    while len(values) < dimensions:
+        digest = hashlib.sha256(f"{block}:{text}".encode()).digest()
+        values.extend((byte - 128) / 128 for byte in digest)
+        block += 1
+    return values[:dimensions]
+
+
 # --- The script -----------------------------------------------------------------------------------------
 
 
@@ -153,7 +188,10 @@ class Script:
     token_delay: seconds between two streamed chunks.
     tokens: length of the default text reply.
     tool_arguments: arguments of the default tool call, `(name, parameters_schema) -> dict`.
-    record: keep request bodies in `requests` (turn off for long load tests).
+    embedding_replies: answered first to embeddings requests, in order (each used once).
+    embed: then the vector of each input, `(text, dimensions) -> list[float]`.
+    embedding_dimensions: the vector size when an embeddings request does not ask for one.
+    record: keep request bodies in `requests` and `embedding_requests` (turn off for long load tests).
     """
 
     def __init__(
@@ -165,9 +203,14 @@ class Script:
         token_delay: float = 0.0,
         tokens: int = 20,
         tool_arguments: ToolArguments = minimal_arguments,
+        embedding_replies: Iterable[Reply] = (),
+        embed: Embed = hash_embedding,
+        embedding_dimensions: int = 1536,
         record: bool = True,
     ) -> None:
         self.responder = responder
+        self.embed = embed
+        self.embedding_dimensions = embedding_dimensions
         self.delay = delay
         self.token_delay = token_delay
         self.tokens = tokens
@@ -175,12 +218,25 @@ class Script:
         self.record = record
         self._queue: deque[Reply] = deque(replies)
         self._requests: list[dict] = []
+        self._embedding_queue: deque[Reply] = deque(embedding_replies)
+        self._embedding_requests: list[dict] = []
         self._lock = threading.Lock()
 
     def add(self, *replies: Reply) -> Script:
         with self._lock:
             self._queue.extend(replies)
         return self
+
+    def add_embeddings(self, *replies: Reply) -> Script:
+        with self._lock:
+            self._embedding_queue.extend(replies)
+        return self
+
+    @property
+    def embedding_requests(self) -> list[dict]:
+        """The JSON bodies of the embeddings requests received so far, oldest first (a copy)."""
+        with self._lock:
+            return list(self._embedding_requests)
 
     @property
     def requests(self) -> list[dict]:
@@ -198,6 +254,8 @@ class Script:
         with self._lock:
             self._requests.clear()
             self._queue.clear()
+            self._embedding_requests.clear()
+            self._embedding_queue.clear()
 
     def reply_for(self, request: dict) -> Reply:
         """Record the request and pick its reply: the queue, then the responder, then the default."""
@@ -211,6 +269,16 @@ class Script:
             if reply is not None:
                 return reply
         return self.default_reply(request)
+
+    def embedding_reply_for(self, request: dict, inputs: list[str]) -> Reply:
+        """Record the request and pick its reply: the embeddings queue, else `embed` for each input."""
+        with self._lock:
+            if self.record:
+                self._embedding_requests.append(request)
+            if self._embedding_queue:
+                return self._embedding_queue.popleft()
+        dimensions = request.get("dimensions") or self.embedding_dimensions
+        return Reply.embeddings([self.embed(text, dimensions) for text in inputs])
 
     def default_reply(self, request: dict) -> Reply:
         tools = [t for t in request.get("tools") or [] if t.get("type", "function") == "function"]
@@ -235,6 +303,35 @@ def _pieces(text: str) -> list[str]:
 
 def _argument_pieces(arguments: str, size: int = 8) -> list[str]:
     return [arguments[i : i + size] for i in range(0, len(arguments), size)] or [""]
+
+
+def _embedding_inputs(request: dict) -> list[str] | None:
+    """The texts of an embeddings request (token arrays as their JSON), or None when it is unusable."""
+    value = request.get("input")
+    items = [value] if isinstance(value, str) or _is_tokens(value) else value
+    if not isinstance(items, list) or not items:
+        return None
+    if not all(isinstance(item, str) or _is_tokens(item) for item in items):
+        return None
+    dimensions = request.get("dimensions")
+    if dimensions is not None and (not isinstance(dimensions, int) or isinstance(dimensions, bool) or dimensions < 1):
+        return None
+    return [item if isinstance(item, str) else json.dumps(item) for item in items]
+
+
+def _is_tokens(value: object) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(token, int) for token in value)
+
+
+def _embeddings_response(request: dict, inputs: list[str], reply: Reply) -> dict:
+    as_base64 = request.get("encoding_format") == "base64"
+    data = []
+    for index, vector in enumerate(reply.vectors or []):
+        encoded = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode() if as_base64 else vector
+        data.append({"object": "embedding", "index": index, "embedding": encoded})
+    tokens = reply.prompt_tokens if reply.prompt_tokens is not None else sum(max(1, len(t) // 4) for t in inputs)
+    usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+    return {"object": "list", "data": data, "model": request.get("model", "scripted"), "usage": usage}
 
 
 def _estimate_prompt_tokens(request: dict) -> int:
@@ -274,7 +371,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if not self.path.rstrip("/").endswith("/chat/completions"):
+        path = self.path.rstrip("/")
+        if not path.endswith(("/chat/completions", "/embeddings")):
             self._send_error_json(404, f"no route for POST {self.path}", "not_found")
             return
         try:
@@ -285,7 +383,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error_json(400, "the body must be a JSON object", "invalid_request_error")
             return
         script = self.server.script
-        reply = script.reply_for(request)
+        inputs = _embedding_inputs(request) if path.endswith("/embeddings") else None
+        if path.endswith("/embeddings") and inputs is None:
+            message = "input must be a non-empty string or list of strings, dimensions a positive integer"
+            self._send_error_json(400, message, "invalid_request_error")
+            return
+        reply = script.reply_for(request) if inputs is None else script.embedding_reply_for(request, inputs)
         delay = script.delay if reply.delay is None else reply.delay
         if delay > 0 and self.server.stopping.wait(delay):
             self.close_connection = True
@@ -295,6 +398,8 @@ class _Handler(BaseHTTPRequestHandler):
                 headers = {"retry-after-ms": str(reply.retry_after_ms)} if reply.retry_after_ms is not None else {}
                 kind = "rate_limit_error" if reply.status == 429 else "server_error"
                 self._send_error_json(reply.status, reply.error_message or "scripted error", kind, headers)
+            elif inputs is not None:
+                self._send_json(200, _embeddings_response(request, inputs, reply))
             elif request.get("stream"):
                 self._stream(request, reply)
             else:
@@ -497,13 +602,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m agents.scripted_llm",
         description="Serve scripted OpenAI-compatible chat completions: a text of --tokens tokens, or, when the "
-        "request has tools, a call to the tool_choice (else first) tool with minimal valid arguments.",
+        "request has tools, a call to the tool_choice (else first) tool with minimal valid arguments; and "
+        "embeddings derived from a hash of each input.",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8011)
     parser.add_argument("--delay-ms", type=float, default=0, help="before the first byte of each response")
     parser.add_argument("--token-delay-ms", type=float, default=0, help="between two streamed chunks")
     parser.add_argument("--tokens", type=int, default=20, help="length of the text reply")
+    parser.add_argument(
+        "--embedding-dimensions", type=int, default=1536, help="vector size when a request asks for none"
+    )
     parser.add_argument(
         "--tool-args",
         default="{}",
@@ -518,6 +627,7 @@ def main(argv: list[str] | None = None) -> None:
         token_delay=args.token_delay_ms / 1000,
         tokens=args.tokens,
         tool_arguments=_tool_arguments_with(overrides),
+        embedding_dimensions=args.embedding_dimensions,
         record=False,
     )
     server = ScriptedLLMServer(script, host=args.host, port=args.port)

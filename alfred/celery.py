@@ -19,9 +19,10 @@ def ping() -> str:
 
 
 @worker_process_init.connect
-def _warm_up_offline_engine(**kwargs) -> None:
-    """Load the offline engine's embedding model when a worker process starts (≈5 s), in the background,
-    so that the first person to write does not wait for it."""
+def _warm_up_models(**kwargs) -> None:
+    """Load the local embedding model when a worker process starts (≈5 s), in the background, so that the
+    first person to write does not wait for it: the offline engine's (intents, answers), or the knowledge
+    base's when another LLM provider is used with local embeddings."""
     import threading
 
     from django.conf import settings
@@ -29,7 +30,14 @@ def _warm_up_offline_engine(**kwargs) -> None:
     if settings.LLM_PROVIDER == "offline":
         from agents.providers.offline import OfflineChatModel
 
-        threading.Thread(target=OfflineChatModel.shared().warm_up, name="warm-up", daemon=True).start()
+        target = OfflineChatModel.shared().warm_up
+    elif settings.EMBEDDINGS_PROVIDER == "local":
+        from knowledge.embeddings import local_model
+
+        target = local_model
+    else:
+        return
+    threading.Thread(target=target, name="warm-up", daemon=True).start()
 
 
 @task_prerun.connect

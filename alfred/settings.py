@@ -204,6 +204,9 @@ JWT_LEEWAY = timedelta(seconds=envint("JWT_LEEWAY", 10))
 API_ALLOWED_CALLERS = {
     "read": envlist("API_READ_CALLERS", "agents"),
     "calendar_access_write": envlist("API_CALENDAR_ACCESS_WRITE_CALLERS", "agents"),
+    # Knowledge curation and search: no service by default. Curating is a person's work (staff, in a browser),
+    # and the agents search in-process through knowledge.retrieval, so no token path needs to be open.
+    "knowledge": envlist("API_KNOWLEDGE_CALLERS", ""),
 }
 
 # --- Agents: LLM provider and chat limits -----------------------------------------------------------------
@@ -228,6 +231,10 @@ EMBEDDINGS_SEND_DIMENSIONS = envbool("EMBEDDINGS_SEND_DIMENSIONS", True)  # ask 
 KNOWLEDGE_EF_SEARCH = envint("KNOWLEDGE_EF_SEARCH", 100)  # HNSW candidates per query (recall vs. speed)
 KNOWLEDGE_CANDIDATES = envint("KNOWLEDGE_CANDIDATES", 40)  # neighbours and text matches fused per query
 KNOWLEDGE_RESULTS = envint("KNOWLEDGE_RESULTS", 5)  # chunks handed to the answer
+# A chunk is answered from when its cosine similarity to the question reaches the first value, or the second
+# when the question's words also match it (all-MiniLM-L6-v2 scale; other models may need other values).
+KNOWLEDGE_MIN_SIMILARITY = float(envstr("KNOWLEDGE_MIN_SIMILARITY", "0.35"))
+KNOWLEDGE_MIN_SIMILARITY_WITH_WORDS = float(envstr("KNOWLEDGE_MIN_SIMILARITY_WITH_WORDS", "0.25"))
 # Where the agents reach the platform API (over HTTP, with both tokens).
 PLATFORM_API_URL = envstr("PLATFORM_API_URL", f"http://127.0.0.1:{envstr('PORT', '8000')}")
 PLATFORM_API_TIMEOUT = float(envstr("PLATFORM_API_TIMEOUT", "10"))

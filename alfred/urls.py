@@ -7,6 +7,8 @@ from alfred.health import healthz
 from governance import api as governance_api
 from governance import views as governance_views
 from governance.oidc import oidc_urlpatterns
+from knowledge import api as knowledge_api
+from knowledge import reader as knowledge_reader
 from support import api as support_api
 from support import views as support_views
 
@@ -26,6 +28,17 @@ api_v1 = [
         support_api.CalendarAccessDetailView.as_view(),
         name="calendar-access-detail",
     ),
+    path("articles/", knowledge_api.ArticleListView.as_view(), name="articles"),
+    path("articles/<int:article_id>/", knowledge_api.ArticleDetailView.as_view(), name="article-detail"),
+    path("articles/<int:article_id>/publish/", knowledge_api.ArticlePublishView.as_view(), name="article-publish"),
+    path("articles/<int:article_id>/archive/", knowledge_api.ArticleArchiveView.as_view(), name="article-archive"),
+    path("articles/<int:article_id>/revisions/", knowledge_api.RevisionListView.as_view(), name="article-revisions"),
+    path(
+        "articles/<int:article_id>/revisions/<int:number>/restore/",
+        knowledge_api.RevisionRestoreView.as_view(),
+        name="article-revision-restore",
+    ),
+    path("knowledge/search/", knowledge_api.SearchView.as_view(), name="knowledge-search"),
 ]
 
 urlpatterns = [
@@ -33,6 +46,8 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("chat/", support_views.chat, name="chat"),
     path("chat/<int:conversation_id>/", support_views.chat, name="chat-conversation"),
+    path("console/knowledge/", include("knowledge.urls")),
+    path("kb/<slug:slug>/", knowledge_reader.article_read, name="knowledge-article"),
     path("accounts/login/", governance_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/setlang/", governance_views.set_language, name="set_language"),  # also saves a user's choice

@@ -1,6 +1,6 @@
 """Platform API: who am I, and who is in my practice."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
@@ -17,6 +17,7 @@ class UserBriefSerializer(serializers.Serializer):
 
 
 class MeView(APIView):
+    @extend_schema_serializer(component_name="Me")
     class OutputSerializer(serializers.Serializer):
         class MembershipSerializer(serializers.Serializer):
             organization_id = serializers.IntegerField()
@@ -37,6 +38,7 @@ class MeView(APIView):
 
 
 class OrganizationMembersView(ListAPIView):
+    @extend_schema_serializer(component_name="Member")
     class OutputSerializer(serializers.Serializer):
         user = UserBriefSerializer()
         role = serializers.CharField()

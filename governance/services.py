@@ -53,6 +53,9 @@ PLATFORM_GROUPS = {
             "support.view_calendar",
             "support.view_calendaraccess",
             "auditlog.view_logentry",
+            "knowledge.view_article",
+            "knowledge.view_articlerevision",
+            "knowledge.view_reindexjob",
         ],
     ),
     "compliance": ("Compliance officers", ["auditlog.view_logentry", "governance.view_securityevent"]),
@@ -60,15 +63,17 @@ PLATFORM_GROUPS = {
 
 
 def platform_group(role: str) -> Group:
-    """The group of a platform role, created with its permissions if missing."""
+    """The group of a platform role, created if missing; permissions added since it was created are added."""
     name, permission_names = PLATFORM_GROUPS[role]
     group, created = Group.objects.get_or_create(name=name)
-    if created:
-        query = Q(pk__in=[])
-        for permission_name in permission_names:
-            app_label, codename = permission_name.split(".")
-            query |= Q(content_type__app_label=app_label, codename=codename)
-        group.permissions.set(Permission.objects.filter(query))
+    query = Q(pk__in=[])
+    for permission_name in permission_names:
+        app_label, codename = permission_name.split(".")
+        query |= Q(content_type__app_label=app_label, codename=codename)
+    wanted = set(Permission.objects.filter(query).values_list("pk", flat=True))
+    missing = wanted - set(group.permissions.values_list("pk", flat=True))
+    if missing:
+        group.permissions.add(*missing)
     return group
 
 

@@ -35,7 +35,7 @@ def _sections(title: str, body: str) -> list[tuple[str, list[str]]]:
     headings: list[tuple[int, str]] = []
     sections: list[tuple[str, list[str]]] = []
     tokens = parse_markdown(body)
-    prefix = ""  # "- " inside list items
+    lists = 0  # depth of lists: their items start with "- "
     index = 0
     while index < len(tokens):
         token = tokens[index]
@@ -46,12 +46,16 @@ def _sections(title: str, body: str) -> list[tuple[str, list[str]]]:
             index += 3
             continue
         if token.type in ("bullet_list_open", "ordered_list_open"):
-            prefix = "- "
+            lists += 1
         elif token.type in ("bullet_list_close", "ordered_list_close"):
-            prefix = ""
+            lists -= 1
         block = ""
-        if token.type == "inline":
-            block = prefix + _inline_text(token)
+        if token.type == "tr_open":  # a table row is one block: "cell | cell"
+            end = next(i for i in range(index, len(tokens)) if tokens[i].type == "tr_close")
+            block = " | ".join(_inline_text(t) for t in tokens[index:end] if t.type == "inline")
+            index = end
+        elif token.type == "inline":
+            block = ("- " if lists else "") + _inline_text(token)
         elif token.type in ("fence", "code_block"):
             block = token.content.strip()
         if block.strip():
@@ -92,7 +96,7 @@ def _pack(blocks: list[str], max_chars: int) -> list[str]:
             chunks.append(_join(current))
             last_sentences = split_sentences(current[-1][0])[-OVERLAP_SENTENCES:]
             overlap = " ".join(last_sentences)
-            current = [(overlap, True)] if overlap and len(overlap) + len(unit[0]) < max_chars else []
+            current = [(overlap, True)] if overlap and _length([(overlap, True), unit]) <= max_chars else []
         current.append(unit)
     if current:
         chunks.append(_join(current))

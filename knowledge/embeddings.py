@@ -11,13 +11,14 @@ nothing and Django start-up never waits for torch. The offline chat engine share
 import math
 import os
 import threading
+from array import array
+from collections import OrderedDict
 from typing import Protocol
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from knowledge.models import EMBEDDING_DIMENSIONS
-
+EMBEDDING_DIMENSIONS = 384  # all-MiniLM-L6-v2; a remote embeddings model must return the same size
 LOCAL_MODEL_NAME = "all-MiniLM-L6-v2"
 _lock = threading.Lock()
 _local_model = None
@@ -103,8 +104,43 @@ def embedder() -> Embedder:
     """The process-wide embedder of the settings."""
     global _embedder
     if _embedder is None:
-        _embedder = embedder_from_settings()
+        _embedder = MemoizedEmbedder(embedder_from_settings())
     return _embedder
+
+
+class MemoizedEmbedder:
+    """Remembers the vectors of the last texts it embedded (per process, bounded): reindexing an article whose
+    passages did not change, or a question asked again, costs no model call."""
+
+    def __init__(self, inner: Embedder, *, size: int = 4096):
+        self.inner = inner
+        self.name = inner.name
+        self.size = size
+        self._vectors: OrderedDict[str, array] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        with self._lock:
+            missing = list(dict.fromkeys(text for text in texts if text not in self._vectors))
+        if missing:
+            fresh = self.inner.embed(missing)
+            with self._lock:
+                for text, vector in zip(missing, fresh, strict=True):
+                    self._vectors[text] = array("f", vector)
+                while len(self._vectors) > self.size:
+                    self._vectors.popitem(last=False)
+                found = {text: fresh[i] for i, text in enumerate(missing)}
+        else:
+            found = {}
+        with self._lock:
+            result = []
+            for text in texts:
+                if text in found:
+                    result.append(found[text])
+                    continue
+                self._vectors.move_to_end(text)
+                result.append(self._vectors[text].tolist())
+        return result
 
 
 def embedder_from_settings() -> Embedder:

@@ -47,7 +47,7 @@ def article_files_read(directory: Path) -> list[tuple[Path, ArticleFile]]:
     parsed, seen = [], {}
     for path in files:
         try:
-            article = article_file_read(path.read_text(encoding="utf-8"))
+            article = article_file_read(path.read_text(encoding="utf-8-sig"))  # some editors start with a BOM
         except UnicodeDecodeError as error:
             raise ImportFailed(f"{path}: not UTF-8 text ({error})") from error
         except ArticleFileError as error:
@@ -59,11 +59,16 @@ def article_files_read(directory: Path) -> list[tuple[Path, ArticleFile]]:
     return parsed
 
 
-def articles_import(directory: Path, *, actor=None) -> ImportReport:
+def articles_import(directory: Path, *, actor=None, only_new: bool = False) -> ImportReport:
+    """Import every article of the directory. `only_new`: leave existing slugs as they are (the demo data,
+    which must not undo what staff changed since)."""
     files = article_files_read(directory)
     report = ImportReport()
     with transaction.atomic():
         for path, file in files:
+            if only_new and Article.objects.filter(slug=file.slug).exists():
+                report.unchanged.append(file.slug)
+                continue
             try:
                 _import_one(file, actor=actor, report=report)
             except Exception as error:

@@ -36,6 +36,9 @@ SEARCH_CONFIGS = {
 }
 
 
+REINDEX_EVERYTHING = "everything"  # the reason of a job that re-embeds every published article
+
+
 def search_config_for(language: str) -> str:
     return SEARCH_CONFIGS.get((language or "").split("-")[0].lower(), "simple")
 
@@ -113,7 +116,6 @@ def articles_to_reindex(*, everything: bool = False) -> list[int]:
         published.filter(
             Q(index_state__in=[Article.IndexState.PENDING, Article.IndexState.FAILED, Article.IndexState.NOT_INDEXED])
             | Q(pk__in=stale)
-            | Q(chunks__isnull=True)
         )
         .distinct()
         .values_list("pk", flat=True)
@@ -123,7 +125,7 @@ def articles_to_reindex(*, everything: bool = False) -> list[int]:
 def reindex_job_run(job: ReindexJob, *, on_progress: Callable[[ReindexJob], None] | None = None) -> ReindexJob:
     """Index the job's article, or every article that needs it, updating the job's progress as it goes.
     An article that fails is recorded and the others still run; the job fails if any did."""
-    ids = [job.article_id] if job.article_id else articles_to_reindex(everything=job.reason == "everything")
+    ids = [job.article_id] if job.article_id else articles_to_reindex(everything=job.reason == REINDEX_EVERYTHING)
     ReindexJob.objects.filter(pk=job.pk).update(state=ReindexJob.State.RUNNING, total=len(ids), done=0)
     job.refresh_from_db()
     errors = []
@@ -142,5 +144,6 @@ def reindex_job_run(job: ReindexJob, *, on_progress: Callable[[ReindexJob], None
     job.state = ReindexJob.State.FAILED if errors else ReindexJob.State.DONE
     job.error = "\n".join(errors)
     job.finished_at = timezone.now()
-    job.save(update_fields=["state", "error", "finished_at"])
+    # an update, not save(): a job whose article was deleted meanwhile is gone, and that is fine
+    ReindexJob.objects.filter(pk=job.pk).update(state=job.state, error=job.error, finished_at=job.finished_at)
     return job

@@ -48,10 +48,15 @@ def article_file_read(text: str) -> ArticleFile:
     if not text.lstrip().startswith("---"):
         raise ArticleFileError("no front matter (the file must start with a '---' line)")
     try:
-        post = frontmatter.loads(text)
-    except (yaml.YAMLError, ValueError) as error:
+        head, content = frontmatter.YAMLHandler().split(text.strip())
+    except ValueError:
+        raise ArticleFileError("front matter is not closed (a second '---' line must end it)") from None
+    try:
+        meta = yaml.safe_load(head) or {}
+    except yaml.YAMLError as error:
         raise ArticleFileError(f"front matter is not valid YAML: {error}") from error
-    meta = post.metadata
+    if not isinstance(meta, dict):
+        raise ArticleFileError("front matter must be 'key: value' lines")
     missing = [name for name in REQUIRED_FIELDS if not meta.get(name)]
     if missing:
         raise ArticleFileError(f"front matter misses {', '.join(missing)}")
@@ -66,14 +71,14 @@ def article_file_read(text: str) -> ArticleFile:
         tags = [tags]
     if not isinstance(tags, list) or not all(isinstance(tag, str | int) for tag in tags):
         raise ArticleFileError("tags must be a list of words")
-    if not post.content.strip():
+    if not content.strip():
         raise ArticleFileError("the article has no body")
     return ArticleFile(
         slug=str(meta["slug"]),
         title=str(meta["title"]),
         language=str(meta["language"]),
         status=status,
-        body=post.content.strip() + "\n",
+        body=content.strip() + "\n",
         tags=[str(tag) for tag in tags],
     )
 

@@ -14,7 +14,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from pgvector.django import HnswIndex, VectorField
 
-EMBEDDING_DIMENSIONS = 384  # all-MiniLM-L6-v2; a remote embeddings model must return the same size
+from knowledge.embeddings import EMBEDDING_DIMENSIONS
 
 
 class Article(models.Model):
@@ -151,7 +151,9 @@ class ReindexJob(models.Model):
 
     @property
     def percent(self) -> int:
-        return 100 if not self.total else round(100 * self.done / self.total)
+        if not self.total:  # nothing to do (done), or not counted yet (queued)
+            return 100 if self.state == self.State.DONE else 0
+        return round(100 * self.done / self.total)
 
 
 auditlog.register(Article, exclude_fields=["index_state", "index_error", "indexed_at", "updated_at"])

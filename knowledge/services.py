@@ -6,9 +6,10 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
+from governance.audit import audit_context
 from governance.errors import Conflict, ValidationFailed
 from knowledge.models import Article, ArticleRevision, Chunk, ReindexJob
 
@@ -58,17 +59,22 @@ def article_create(*, actor, slug: str, content: ArticleContent, publish: bool =
         raise ValidationFailed("A slug (letters, digits, hyphens) is required.", code="slug_required")
     if Article.objects.filter(slug=slug).exists():
         raise Conflict(f"An article with the slug {slug!r} already exists.")
-    article = Article.objects.create(
-        slug=slug,
-        title=content.title,
-        language=content.language,
-        tags=list(content.tags),
-        body=content.body,
-        updated_by=actor,
-    )
-    _revision_add(article, actor=actor, note=note or "created")
+    with audit_context(actor=actor):
+        try:
+            with transaction.atomic():  # a concurrent create of the same slug: the unique index decides
+                article = Article.objects.create(
+                    slug=slug,
+                    title=content.title,
+                    language=content.language,
+                    tags=list(content.tags),
+                    body=content.body,
+                    updated_by=actor,
+                )
+        except IntegrityError as error:
+            raise Conflict(f"An article with the slug {slug!r} already exists.") from error
+        _revision_add(article, actor=actor, note=note or "created")
     if publish:
-        article_publish(actor=actor, article=article)
+        article = article_publish(actor=actor, article=article)
     return article
 
 
@@ -83,8 +89,9 @@ def article_update(*, actor, article: Article, content: ArticleContent, note: st
     for name in CONTENT_FIELDS:
         setattr(article, name, _field(content, name))
     article.updated_by = actor
-    article.save()
-    _revision_add(article, actor=actor, note=note or "edited")
+    with audit_context(actor=actor):
+        article.save()
+        _revision_add(article, actor=actor, note=note or "edited")
     return True
 
 
@@ -101,7 +108,8 @@ def article_publish(*, actor, article: Article) -> Article:
     article.published_revision = latest
     article.index_state = Article.IndexState.PENDING
     article.updated_by = actor
-    article.save()
+    with audit_context(actor=actor):
+        article.save()
     reindex_enqueue(actor=actor, article=article, reason="published")
     return article
 
@@ -115,7 +123,8 @@ def article_archive(*, actor, article: Article) -> Article:
     article.status = Article.Status.ARCHIVED
     article.index_state = Article.IndexState.NOT_INDEXED
     article.updated_by = actor
-    article.save()
+    with audit_context(actor=actor):
+        article.save()
     Chunk.objects.filter(article=article).delete()
     return article
 
@@ -127,7 +136,8 @@ def article_unpublish(*, actor, article: Article) -> Article:
     article.status = Article.Status.DRAFT
     article.index_state = Article.IndexState.NOT_INDEXED
     article.updated_by = actor
-    article.save()
+    with audit_context(actor=actor):
+        article.save()
     Chunk.objects.filter(article=article).delete()
     return article
 

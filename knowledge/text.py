@@ -3,9 +3,9 @@
 import re
 import unicodedata
 
-# A sentence ends at . ! ? (or …) followed by a space and what starts a sentence. Common abbreviations
-# ("Dr.", "e.g.") do not end one.
-_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"»”)]*\s+(?=[\"«“(]?[A-ZÀ-ÖØ-Þ0-9])")
+# A sentence ends at . ! ? (or …), with its closing quotes, followed by a space and what starts a sentence
+# (possibly an opening quote, which French spaces: « Merci »). Common abbreviations ("Dr.", "e.g.") do not end one.
+_SENTENCE_END = re.compile(r"([.!?…][\"»”)]*)\s+(?=[\"«“(]?\s?[A-ZÀ-ÖØ-Þ0-9])")
 _ABBREVIATIONS = ("dr.", "mr.", "mrs.", "ms.", "e.g.", "i.e.", "etc.", "vs.", "no.", "st.", "m.", "mme.", "p.ex.")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
@@ -29,9 +29,9 @@ def split_sentences(text: str) -> list[str]:
         if not line:
             continue
         pending = ""
-        for piece in _SENTENCE_END.split(line):
+        for piece in _SENTENCE_END.sub("\\1\n", line).split("\n"):
             pending = f"{pending} {piece}".strip() if pending else piece.strip()
-            if pending.lower().endswith(_ABBREVIATIONS):
+            if pending.rsplit(" ", 1)[-1].lower().lstrip('"«“(') in _ABBREVIATIONS:  # a word: "first." is no "st."
                 continue
             sentences.append(pending)
             pending = ""
@@ -52,11 +52,13 @@ def content_words(text: str) -> list[str]:
 
 
 def _stem(word: str) -> str:
-    """A light suffix strip so that 'appointments' meets 'appointment' and 'horaires' meets 'horaire'."""
+    """A light suffix strip so that 'appointments' meets 'appointment' and 'horaires' meets 'horaire'
+    (a final e goes too: 'change', 'changes' and 'changed' all give 'chang')."""
     for suffix in ("ing", "ed", "es", "s", "x"):
         if len(word) > len(suffix) + 3 and word.endswith(suffix):
-            return word[: -len(suffix)]
-    return word
+            word = word[: -len(suffix)]
+            break
+    return word[:-1] if len(word) > 4 and word.endswith("e") else word
 
 
 STOPWORDS = frozenset(fold(word) for word in _STOPWORD_TEXT.split())

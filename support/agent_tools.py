@@ -10,8 +10,11 @@ from collections.abc import Iterable
 from django.conf import settings
 
 from agents.graphs.chat.tools import Calendar, Member, Outcome, Practice, Proposal
-from agents.providers.base import Usage
+from agents.providers.base import Passage, Usage
 from governance.tokens import issue_local_user_token
+from knowledge.retrieval import is_relevant
+from knowledge.retrieval import search as knowledge_search
+from knowledge.selectors import article_url
 from support.models import ActionProposal, Conversation
 from support.platform_client import PlatformClient
 from support.services.chat import ReplyWriter, event_publish, run_status_set
@@ -36,27 +39,53 @@ class SupportChatTools:
         self.message_id = message_id
         self.client = PlatformClient(user_token=user_token)
         self.usages: list[tuple[str, Usage]] = []
+        self.retrieved: list[dict] = []  # the chunks retrieved in this turn, stored with its AgentRun
         self._practice: Practice | None = None
 
     # --- what the person sees ---------------------------------------------------------------------
     def status(self, text: str) -> None:
         run_status_set(conversation_id=self.conversation.pk, status=Conversation.RunStatus.RUNNING, text=text)
 
-    def say(self, text: str | Iterable, *, key: str = "") -> None:
+    def say(self, text: str | Iterable, *, key: str = "", citations: list[dict] | None = None) -> None:
         writer = ReplyWriter(
             conversation_id=self.conversation.pk,
             turn_key=key or f"message:{self.message_id}",
             reply_to_id=self.message_id,
         )
+        citations = [{**citation, "url": article_url(citation["slug"])} for citation in citations or []]
         if isinstance(text, str):
-            writer.finish(text=text)
+            writer.finish(text=text, citations=citations)
             return
         for item in text:
             if isinstance(item, Usage):
                 self.record_usage(item, step="reply")
             else:
                 writer.write(item)
-        writer.finish()
+        writer.finish(citations=citations)
+
+    # --- the knowledge base ------------------------------------------------------------------------------
+    def search_knowledge(self, *, query: str, language: str) -> list[Passage]:
+        """Published articles only (knowledge.retrieval), read from Alfred's own database: articles are
+        Alfred's content, not the platform's, so no platform API call is involved. Hits that are neither
+        close in meaning nor matched by words are dropped; what remains is recorded with the turn."""
+        hits = [hit for hit in knowledge_search(query, language=language) if is_relevant(hit)]
+        self.retrieved = [
+            {"chunk": hit.chunk_id, "article": hit.slug, "score": hit.score, "similarity": hit.similarity}
+            for hit in hits
+        ]
+        return [
+            Passage(
+                number=number,
+                chunk_id=hit.chunk_id,
+                slug=hit.slug,
+                title=hit.title,
+                heading=hit.heading_path,
+                text=hit.text,
+                language=hit.language,
+                similarity=hit.similarity,
+            )
+            for number, hit in enumerate(hits, 1)
+        ]
 
     def ask(self, *, question: str, field: str, options: list[tuple]) -> None:
         self.say(question)

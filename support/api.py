@@ -1,7 +1,7 @@
 """Platform API: calendars and their access grants. Thin views: the rules live in services."""
 
 from django.contrib.auth import get_user_model
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
@@ -25,6 +25,7 @@ class AccessSerializer(serializers.Serializer):
 class CalendarListView(ListAPIView):
     """Calendars the caller owns or has access to, with the caller's own level on each."""
 
+    @extend_schema_serializer(component_name="Calendar")
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
         name = serializers.CharField()

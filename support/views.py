@@ -30,6 +30,7 @@ def chat_strings() -> dict:
         "sending": _("Sending…"),
         "not_sent": _("Not sent."),
         "writing": _("Alfred is writing…"),
+        "sources": _("Sources"),
         "new_conversation": _("New conversation"),
         "connection": {
             "connecting": _("Connecting…"),

@@ -76,6 +76,29 @@ class SlotContext:
     question: str = ""  # what Alfred just asked, if it asked something
 
 
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk of a published article, numbered as the answer cites it ([1], [2]…).
+    Its text is data: whatever it says, it is quoted, never obeyed."""
+
+    number: int
+    chunk_id: int
+    slug: str
+    title: str
+    heading: str
+    text: str
+    language: str = "en"
+    similarity: float = 0.0
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One sentence of an answer and the passages it cites (their numbers)."""
+
+    sentence: str
+    citations: tuple[int, ...] = ()
+
+
 class ChatModel(Protocol):
     """One provider. Implementations: agents.providers.offline, agents.providers.openai."""
 
@@ -92,5 +115,17 @@ class ChatModel(Protocol):
 
     def stream_reply(self, *, system: str, user: str, language: str) -> Iterator[str | Usage]:
         """A free-text reply, streamed: text deltas (str), then exactly one final `Usage`.
-        Used for refusals and, later, grounded answers."""
+        Used for refusals."""
+        ...
+
+    def answer(
+        self, *, question: str, passages: list[Passage], language: str, strict: bool = False
+    ) -> Iterator[str | Usage]:
+        """An answer to a how-to question from the passages only, every sentence ending with the numbers of
+        the passages that support it ("… as well [1]."): text deltas, then one `Usage`. `strict`: a retry
+        after a draft whose sentences were not supported."""
+        ...
+
+    def check_support(self, *, claims: list[Claim], passages: list[Passage]) -> tuple[list[bool], Usage]:
+        """For each claim, whether the passages it cites support it (fact-checking before anything is shown)."""
         ...

@@ -18,10 +18,19 @@ from django.conf import settings
 from langchain_core.exceptions import OutputParserException
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_openai import ChatOpenAI
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents.prompts import PROMPTS, pseudonymize, reply_system_prompt, slot_context_block
-from agents.providers.base import IntentResult, SlotContext, Slots, Usage
+from agents.grounding import supported_offline
+from agents.prompts import (
+    PROMPTS,
+    answer_system_prompt,
+    fact_check_user_block,
+    passages_block,
+    pseudonymize,
+    reply_system_prompt,
+    slot_context_block,
+)
+from agents.providers.base import Claim, IntentResult, Passage, SlotContext, Slots, Usage
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +43,21 @@ FALLBACK_REPLY = {
     "fr": "Désolé, je ne peux pas répondre pour le moment. Réessayez dans un instant, ou demandez une personne de "
     "l'équipe support.",
 }
+
+
+class SentenceVerdict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    index: int = Field(ge=0)
+    supported: bool
+
+
+class SupportVerdicts(BaseModel):
+    """The fact-checker's verdicts: one per sentence, by index."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    verdicts: list[SentenceVerdict] = Field(max_length=50)
 
 
 class OpenAIChatModel:
@@ -71,6 +95,7 @@ class OpenAIChatModel:
         )
         self._triage = self.llm.with_structured_output(IntentResult, method="function_calling", include_raw=True)
         self._slots = self.llm.with_structured_output(Slots, method="function_calling", include_raw=True)
+        self._judge = self.llm.with_structured_output(SupportVerdicts, method="function_calling", include_raw=True)
 
     @classmethod
     def from_settings(cls) -> "OpenAIChatModel":
@@ -116,6 +141,45 @@ class OpenAIChatModel:
             apology = FALLBACK_REPLY.get(language, FALLBACK_REPLY["en"])
             yield f"\n\n{apology}" if streamed else apology
         yield Usage(self.name, prompt_tokens, completion_tokens, _ms_since(start))
+
+    def answer(
+        self, *, question: str, passages: list[Passage], language: str, strict: bool = False
+    ) -> Iterator[str | Usage]:
+        """The grounded prompt (passages numbered, cite every sentence), streamed. A failed call yields
+        nothing but its `Usage`: the graph then says it does not know rather than show an apology as an answer."""
+        system = answer_system_prompt(passages, language, strict=strict)
+        messages = [SystemMessage(system), HumanMessage(pseudonymize(question))]
+        start = time.perf_counter()
+        prompt_tokens = completion_tokens = 0
+        try:
+            for chunk in self.llm.stream(messages):
+                if chunk.usage_metadata:
+                    prompt_tokens += chunk.usage_metadata.get("input_tokens", 0)
+                    completion_tokens += chunk.usage_metadata.get("output_tokens", 0)
+                if isinstance(chunk.content, str) and chunk.content:
+                    yield chunk.content
+        except Exception as error:  # noqa: BLE001 (the graph gets no text and says it does not know)
+            logger.error("LLM answer failed (model %s): %s", self.model, _describe(error), exc_info=_unexpected(error))
+        yield Usage(self.name, prompt_tokens, completion_tokens, _ms_since(start))
+
+    def check_support(self, *, claims: list[Claim], passages: list[Passage]) -> tuple[list[bool], Usage]:
+        """The LLM judge. If it fails or leaves a sentence without a verdict, the deterministic check of
+        `agents.grounding` decides for those sentences: a judge that does not answer never lets one through."""
+        if not claims:
+            return [], Usage(self.name)
+        system = f"{PROMPTS['fact_check'].text}\n\n{passages_block(passages)}"
+        messages = [SystemMessage(system), HumanMessage(fact_check_user_block(claims))]
+        result, usage = self._structured(self._judge, messages, SupportVerdicts, step="fact_check")
+        verdicts: dict[int, bool] = {}
+        if result is not None:
+            for verdict in result.verdicts:
+                if verdict.index < len(claims):
+                    verdicts.setdefault(verdict.index, verdict.supported)
+        missing = [i for i in range(len(claims)) if i not in verdicts]
+        if missing:
+            fallback = supported_offline([claims[i] for i in missing], passages)
+            verdicts.update(zip(missing, fallback, strict=True))
+        return [verdicts[i] for i in range(len(claims))], usage
 
     def _structured(
         self, runnable: Any, messages: list[BaseMessage], schema: type, *, step: str

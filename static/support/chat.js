@@ -306,6 +306,31 @@
     return { node, text: textNode, note, length: codePoints(text), complete: false, id: null };
   }
 
+  // The articles an answer cites, as "[1] Title › Section" links under it. Titles are text (textContent) and
+  // links only ever point at Alfred's own article pages (same origin, path from the server, checked here).
+  function renderSources(record, citations) {
+    if (record.sources) record.sources.remove();
+    record.sources = null;
+    if (!Array.isArray(citations) || citations.length === 0) return;
+    const box = el("div", { className: "msg-sources" });
+    box.appendChild(el("p", { className: "msg-sources-title" }, T.sources));
+    const list = el("ol", { className: "msg-sources-list" });
+    for (const citation of citations) {
+      if (!citation || typeof citation !== "object") continue;
+      const item = el("li", { value: Number(citation.n) || null });
+      const label = "[" + (Number(citation.n) || "?") + "] " + String(citation.title || citation.slug || "");
+      const url = typeof citation.url === "string" && citation.url.startsWith("/") && !citation.url.startsWith("//")
+        ? citation.url : null;
+      item.appendChild(url ? el("a", { href: url, target: "_blank", rel: "noopener" }, label) : el("span", {}, label));
+      const section = String(citation.heading || "").split(" › ").slice(1).join(" › ");
+      if (section) item.appendChild(el("span", { className: "msg-sources-section" }, " — " + section));
+      list.appendChild(item);
+    }
+    box.appendChild(list);
+    record.node.insertBefore(box, record.note);
+    record.sources = box;
+  }
+
   function bindMessage(record, id) {
     record.id = id;
     record.node.dataset.messageId = String(id);
@@ -396,6 +421,7 @@
       return;
     }
     setText(record, data.text || ""); // the stored reply replaces whatever its tokens built
+    renderSources(record, data.citations);
     record.complete = true;
     record.node.classList.toggle("msg-failed", data.status === "failed");
     streamingDone(record);

@@ -1,8 +1,9 @@
 """Where an evaluation runs: its own database, the platform API on a real HTTP port, nothing shared.
 
 - The database is a fresh one (`alfred_eval` by default), created and migrated like a test database and
-  dropped at the end. The development database is never opened: Django's connection is switched to the
-  evaluation database before the first query, and every thread (the API's included) connects there.
+  dropped at the end (`alfred.scratch_database`). The development database is never opened: Django's
+  connection is switched to the evaluation database before the first query, and every thread (the API's
+  included) connects there.
 - The platform API is served by this process on 127.0.0.1 (a free port), and the agents' client reaches
   it over HTTP with the service JWT and the person's token, exactly as a worker reaches daphne.
   Why an in-process WSGI server (wsgiref + ThreadingMixIn) rather than daphne as a subprocess: it shares
@@ -25,10 +26,10 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
-from django.db import DatabaseError, connection, connections
 from django.test.utils import override_settings
 
 from agents.checkpointer import checkpointer_close
+from alfred.scratch_database import ScratchDatabase, ScratchDatabaseError
 from support.tasks import run_turn
 
 logger = logging.getLogger(__name__)
@@ -75,8 +76,7 @@ class EvaluationEnvironment:
     def __init__(self, *, database_name: str = DEFAULT_DATABASE):
         self.database_name = database_name
         self.api_url = ""
-        self._old_name: str | None = None
-        self._saved: dict = {}
+        self._database = ScratchDatabase(database_name)
         self._stack = ExitStack()
 
     def __enter__(self) -> "EvaluationEnvironment":
@@ -106,33 +106,14 @@ class EvaluationEnvironment:
         )
 
     def _create_database(self) -> None:
-        database = connection.settings_dict
-        test = database.setdefault("TEST", {})
-        self._saved = {"TEST_NAME": test.get("NAME"), "CONN_MAX_AGE": database.get("CONN_MAX_AGE", 0)}
-        test["NAME"] = self.database_name
-        database["CONN_MAX_AGE"] = 0  # the API's request threads close their connections: the drop can run
         try:
-            self._old_name = connection.creation.create_test_db(
-                verbosity=0, autoclobber=True, keepdb=False, serialize=False
-            )
-        except DatabaseError as error:
-            raise EvaluationSetupError(
-                f"could not create the evaluation database {self.database_name!r}: {error}"
-            ) from error
-        if connection.settings_dict["NAME"] != self.database_name:  # never evaluate on another database
-            raise EvaluationSetupError(
-                f"connected to {connection.settings_dict['NAME']!r}, not the evaluation database"
-            )
+            self._database.create()
+        except ScratchDatabaseError as error:
+            raise EvaluationSetupError(f"evaluation database: {error}") from error
 
     def _destroy_database(self) -> None:
         checkpointer_close()
-        connections.close_all()
-        try:
-            connection.creation.destroy_test_db(self._old_name, verbosity=0, keepdb=False)
-        except DatabaseError as error:  # it is clobbered by the next run anyway: say so, do not fail the run
-            logger.warning("could not drop the evaluation database", extra={"error": str(error)})
-        database = connection.settings_dict
-        database["TEST"]["NAME"], database["CONN_MAX_AGE"] = self._saved["TEST_NAME"], self._saved["CONN_MAX_AGE"]
+        self._database.destroy()
 
 
 @contextmanager

@@ -14,13 +14,16 @@ from django.db import connection
 
 from governance.models import Membership, Organization
 from governance.services import user_platform_groups_sync
+from knowledge.files import articles_import
+from knowledge.indexing import reindex_job_run
+from knowledge.services import indexing_collected
 from support.evaluation.dataset import World
 from support.models import Calendar, CalendarAccess
 
 # Made by migrations and post_migrate, the same in every world: kept across cases.
 REFERENCE_TABLES = frozenset({"django_content_type", "auth_permission", "auth_group", "auth_group_permissions"})
 CHECKPOINT_VERSIONS_TABLE = "checkpoint_migrations"  # the checkpointer's own schema version: kept
-KNOWLEDGE_UNAVAILABLE = "knowledge base not available yet"
+KNOWLEDGE_UNAVAILABLE = "the dataset has no articles"
 
 
 @dataclass
@@ -31,7 +34,7 @@ class BuiltWorld:
     organizations: dict[str, Organization] = field(default_factory=dict)
     users: dict = field(default_factory=dict)  # member key -> User
     calendars: dict[str, Calendar] = field(default_factory=dict)
-    knowledge: bool = False  # whether the dataset's articles were loaded and can be cited
+    knowledge: bool = False  # whether the dataset's articles were loaded (and the published ones indexed)
 
     def member_key(self, user_id: int) -> str | None:
         return next((key for key, user in self.users.items() if user.pk == user_id), None)
@@ -92,9 +95,13 @@ def world_build(world: World) -> BuiltWorld:
 
 
 def articles_load(world: World) -> bool:
-    """Load the dataset's articles into the knowledge base, if it can take them.
-
-    The knowledge base is not built yet: nothing is loaded (a dataset with articles still runs), and
-    citation expectations fail with the reason `KNOWLEDGE_UNAVAILABLE`. Returns whether articles were loaded.
-    """
-    return False
+    """Import the dataset's articles (all of them: drafts and archived ones too, so that a case can check
+    they are never cited) and index the published ones here, before the case plays. Returns whether the
+    dataset has articles. A bad article file stops the evaluation with its name (`ImportFailed`)."""
+    if world.articles is None:
+        return False
+    with indexing_collected() as jobs:
+        articles_import(world.articles)
+    for job in jobs:
+        reindex_job_run(job)
+    return True

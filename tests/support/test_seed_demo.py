@@ -57,3 +57,24 @@ def test_demo_logins_work_and_support_staff_can_open_the_admin(db, client, capsy
     assert response.status_code == 200
     assert "Consultations Dr Martin" in response.content.decode()
     assert client.get("/admin/governance/securityevent/").status_code == 200
+
+
+def test_demo_articles_are_created_once_and_staff_edits_survive_a_reseed(
+    db, capsys, django_capture_on_commit_callbacks
+):
+    from knowledge.models import Article, ReindexJob
+    from knowledge.services import ArticleContent, article_update
+
+    with django_capture_on_commit_callbacks() as callbacks:  # the reindex jobs go to the worker after commit
+        seed(capsys)
+    published = Article.objects.filter(status="published")
+    assert published.count() >= 15 and Article.objects.filter(status="draft").exists()
+    assert set(Article.objects.values_list("language", flat=True)) == {"en", "fr"}
+    assert ReindexJob.objects.count() == published.count() == len(callbacks)
+
+    article = Article.objects.get(slug="change-password")
+    content = ArticleContent(title=article.title, language="en", body="Edited by staff.")
+    article_update(actor=None, article=article, content=content)
+    seed(capsys)
+    assert Article.objects.get(slug="change-password").body == "Edited by staff.\n"
+    assert ReindexJob.objects.count() == published.count()  # nothing new to index

@@ -3,7 +3,8 @@
 triage ─┬─ calendar_access ─▶ extract ─▶ resolve ─┬─ propose ─▶ confirm ─┬─ execute
         │   (or an answer)       │                 └─ (asked / explained) ├─ rejected
         │                        └─ not an answer: back to triage         └─ a new message: triage
-        ├─ knowledge ─▶ knowledge
+        ├─ knowledge ─▶ retrieve ─▶ answer ─▶ fact_check ─▶ (the cited answer, or "I don't know")
+        │                  └─ nothing relevant   ▲      └─ mostly unsupported: answer again (once)
         ├─ handoff ───▶ handoff
         └─ other ─────▶ refuse
 """
@@ -19,7 +20,15 @@ def _after_triage(state: ChatState) -> str:
     intent = state.get("intent")
     if intent in ("calendar_access", nodes.CONTINUE):
         return "extract"
-    return {"knowledge": "knowledge", "handoff": "handoff"}.get(intent, "refuse")
+    return {"knowledge": "retrieve", "handoff": "handoff"}.get(intent, "refuse")
+
+
+def _after_retrieve(state: ChatState) -> str:
+    return "answer" if state.get("outcome") != "unknown" else END
+
+
+def _after_fact_check(state: ChatState) -> str:
+    return "answer" if state.get("outcome") == "regenerate" else END
 
 
 def _after_extract(state: ChatState) -> str:
@@ -44,17 +53,22 @@ def build_graph(checkpointer=None):
         "confirm",
         "execute",
         "rejected",
-        "knowledge",
+        "retrieve",
+        "answer",
+        "fact_check",
         "handoff",
         "refuse",
     ):
         graph.add_node(name, getattr(nodes, name))
     graph.add_edge(START, "triage")
-    graph.add_conditional_edges("triage", _after_triage, ["extract", "knowledge", "handoff", "refuse"])
+    graph.add_conditional_edges("triage", _after_triage, ["extract", "retrieve", "handoff", "refuse"])
     graph.add_conditional_edges("extract", _after_extract, ["triage", "resolve"])
     graph.add_conditional_edges("resolve", _after_resolve, ["propose", END])
     graph.add_edge("propose", "confirm")
     graph.add_conditional_edges("confirm", _after_confirm, ["execute", "rejected", "resolve", "triage"])
-    for name in ("execute", "rejected", "knowledge", "handoff", "refuse"):
+    graph.add_conditional_edges("retrieve", _after_retrieve, ["answer", END])
+    graph.add_edge("answer", "fact_check")
+    graph.add_conditional_edges("fact_check", _after_fact_check, ["answer", END])
+    for name in ("execute", "rejected", "handoff", "refuse"):
         graph.add_edge(name, END)
     return graph.compile(checkpointer=checkpointer)

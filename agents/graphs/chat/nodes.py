@@ -1,9 +1,12 @@
 """The chat graph's nodes: small functions that read the state and return what changed.
 
-Only `triage` and `extract` ask the model, and what they return is data validated against a schema.
+Only `triage`, `extract`, `answer` and `fact_check` ask the model. What triage and extract return is data
+validated against a schema; an answer is shown only after fact_check kept its supported sentences.
 Everything that decides *what* to change (`resolve`), proposes it, waits for the person (`confirm`) and
 carries it out (`execute`) is deterministic and works on fresh data from the platform API.
 """
+
+from dataclasses import asdict
 
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
@@ -12,19 +15,35 @@ from agents.graphs.chat.resolution import resolve_request
 from agents.graphs.chat.state import ChatState
 from agents.graphs.chat.texts import say
 from agents.graphs.chat.tools import ChatContext
+from agents.grounding import claims_from_text, compose
 from agents.prompts import refusal_task
-from agents.providers.base import SlotContext, Slots
+from agents.providers.base import Passage, SlotContext, Slots, Usage
 
 CONTINUE = "continue"  # triage's verdict when the message answers Alfred's pending question
+HANDOFF_OFFER = "handoff_offer"  # the pending question after "I don't know": a yes hands over to a person
+NO_ANSWER = "NO_ANSWER"  # what the grounded prompt asks the model to write when the passages do not answer
+MAX_ANSWER_ATTEMPTS = 2
+_YES = {"yes", "yeah", "yep", "sure", "ok", "okay", "please", "oui", "ouais", "d'accord", "daccord", "volontiers"}
+
+
+def is_yes(text: str) -> bool:
+    """A short yes ("yes please", "oui, merci"), in English or French."""
+    words = [word.strip(".,!?;:'\"") for word in text.lower().split()]
+    return 0 < len(words) <= 4 and words[0] in _YES
 
 
 def triage(state: ChatState, runtime: Runtime[ChatContext]) -> dict:
-    """Which flow the message belongs to. An answer to a pending question continues the calendar flow."""
+    """Which flow the message belongs to. An answer to a pending question continues the calendar flow; a yes
+    to Alfred's offer of a person (after a question it could not answer) hands the conversation over."""
+    if state.get("question") == HANDOFF_OFFER:
+        if is_yes(state["text"]):
+            return {"intent": "handoff", "question": ""}
+        state = {**state, "question": ""}
     if state.get("question"):
         return {"intent": CONTINUE}
     result, usage = runtime.context.model.classify_intent(state["text"])
     runtime.context.tools.record_usage(usage, step="triage")
-    return {"intent": result.intent, "language": result.language, "slots": {}, "proposal_id": None}
+    return {"intent": result.intent, "language": result.language, "slots": {}, "proposal_id": None, "question": ""}
 
 
 def extract(state: ChatState, runtime: Runtime[ChatContext]) -> dict:
@@ -119,10 +138,68 @@ def rejected(state: ChatState, runtime: Runtime[ChatContext]) -> dict:
     return {"outcome": "rejected", "proposal_id": None}
 
 
-def knowledge(state: ChatState, runtime: Runtime[ChatContext]) -> dict:
-    """How-to questions: answered from the knowledge base once it exists; until then, say so and offer a person."""
-    runtime.context.tools.say(say(state["language"], "knowledge_later"))
-    return {"outcome": "knowledge_unavailable"}
+def retrieve(state: ChatState, runtime: Runtime[ChatContext]) -> dict:
+    """How-to questions, step 1: the passages of published articles that may answer (their ids are recorded
+    with the turn). Nothing relevant: say so and offer a person, without asking the model anything."""
+    tools, language = runtime.context.tools, state["language"]
+    tools.status(say(language, "searching_articles"))
+    passages = tools.search_knowledge(query=state["text"], language=language)
+    if not passages:
+        return _unknown(state, runtime)
+    # outcome "": the previous turn's ("unknown" after an "I don't know") stays in the checkpoint otherwise,
+    # and the edge after this node would end the turn without an answer.
+    passages_data = [asdict(passage) for passage in passages]
+    return {"passages": passages_data, "answer_attempt": 0, "draft": "", "outcome": ""}
+
+
+def answer(state: ChatState, runtime: Runtime[ChatContext]) -> dict:
+    """Step 2: a draft from the passages only, each sentence citing its passages. Not shown yet."""
+    tools, language = runtime.context.tools, state["language"]
+    tools.status(say(language, "writing_answer"))
+    attempt = state.get("answer_attempt", 0) + 1
+    draft = []
+    for item in runtime.context.model.answer(
+        question=state["text"], passages=_passages(state), language=language, strict=attempt > 1
+    ):
+        if isinstance(item, Usage):
+            tools.record_usage(item, step="answer")
+        else:
+            draft.append(item)
+    return {"draft": "".join(draft).strip(), "answer_attempt": attempt}
+
+
+def fact_check(state: ChatState, runtime: Runtime[ChatContext]) -> dict:
+    """Step 3: every sentence must be supported by a passage it cites (the provider's check: an LLM judge, or
+    the offline overlap/embedding check). Unsupported sentences are removed; when most are, the answer is
+    written again once (a generative model only); with nothing supported, Alfred says it does not know."""
+    tools, language, model = runtime.context.tools, state["language"], runtime.context.model
+    passages = _passages(state)
+    draft = state.get("draft", "")
+    claims = [] if draft.startswith(NO_ANSWER) else claims_from_text(draft)
+    tools.status(say(language, "checking_answer"))
+    verdicts, usage = model.check_support(claims=claims, passages=passages) if claims else ([], None)
+    if usage is not None:
+        tools.record_usage(usage, step="fact_check")
+    # Whatever a judge says, a sentence that cites none of the passages is not shown (it would be uncited).
+    numbers = {passage.number for passage in passages}
+    verdicts = [ok and bool(numbers.intersection(c.citations)) for c, ok in zip(claims, verdicts, strict=True)]
+    supported = sum(verdicts)
+    if model.name != "offline" and state.get("answer_attempt", 1) < MAX_ANSWER_ATTEMPTS and supported * 2 < len(claims):
+        return {"outcome": "regenerate"}
+    if not supported:
+        return _unknown(state, runtime)
+    grounded = compose(claims, verdicts, passages)
+    tools.say(grounded.text, citations=grounded.citations)
+    return {"outcome": "answered", "draft": "", "removed_sentences": grounded.removed}
+
+
+def _unknown(state: ChatState, runtime: Runtime[ChatContext]) -> dict:
+    runtime.context.tools.say(say(state["language"], "knowledge_unknown"))
+    return {"outcome": "unknown", "question": HANDOFF_OFFER, "draft": ""}
+
+
+def _passages(state: ChatState) -> list[Passage]:
+    return [Passage(**passage) for passage in state.get("passages") or []]
 
 
 def handoff(state: ChatState, runtime: Runtime[ChatContext]) -> dict:

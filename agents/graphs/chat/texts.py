@@ -1,4 +1,4 @@
-"""What Alfred says in the calendar flow, in plain words, in the person's language (Django i18n).
+"""What Alfred says in the calendar and knowledge flows, in plain words, in the person's language (Django i18n).
 
 The model never writes these: the sentences that state a change, a refusal or a result are ours, so they
 say exactly what is true. `say(language, key, **values)` renders one.
@@ -49,8 +49,12 @@ TEXTS = {
     "api_refused": lambda: _("The platform refused the change: {detail} Nothing was changed."),
     "failed": lambda: _("Something went wrong and nothing was changed. You can try again or ask for a person."),
     "superseded": lambda: _("I set the previous proposal aside."),
-    "knowledge_later": lambda: _(
-        "I can't answer how-to questions yet. Would you like me to pass you to a person from support? Just say so."
+    "searching_articles": lambda: _("Searching the help articles…"),
+    "writing_answer": lambda: _("Writing the answer from the articles…"),
+    "checking_answer": lambda: _("Checking the answer against the articles…"),
+    "knowledge_unknown": lambda: _(
+        "I couldn't find this in our help articles, and I'd rather not guess. Would you like me to pass you to "
+        "a person from support? Just answer yes."
     ),
     "handoff": lambda: _("I've passed this conversation to the support team. Someone will answer you here."),
     "refuse": lambda: _(

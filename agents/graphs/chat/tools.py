@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from agents.providers.base import ChatModel, Usage
+from agents.providers.base import ChatModel, Passage, Usage
 
 
 @dataclass(frozen=True)
@@ -56,11 +56,18 @@ class Outcome:
 
 
 class ChatTools(Protocol):
+    usages: list[tuple[str, Usage]]  # the model calls of the run (step, usage)
+    retrieved: list[dict]  # the chunks retrieved in the run: [{"chunk", "article", "score", "similarity"}]
+
     def status(self, text: str) -> None:
         """Tell the person what Alfred is doing ("looking up your calendars…")."""
 
-    def say(self, text: str | Iterable[str | Usage], *, key: str = "") -> None:
-        """Send an assistant message: a whole text, or streamed deltas from a model (then its Usage)."""
+    def say(self, text: str | Iterable[str | Usage], *, key: str = "", citations: list[dict] | None = None) -> None:
+        """Send an assistant message: a whole text, or streamed deltas from a model (then its Usage), with the
+        articles it cites (`[{"n", "slug", "title", "heading", "chunk_id"}]`, numbered as in the text)."""
+
+    def search_knowledge(self, *, query: str, language: str) -> list[Passage]:
+        """The relevant passages of published articles, best first, numbered from 1 (recorded with the turn)."""
 
     def practice(self) -> Practice:
         """Members and calendars, fresh from the platform API, as this person may see them."""

@@ -6,6 +6,8 @@ deterministic: the same message and context always give the same answer.
 - `extract_slots`: words matched against the practice's real names (see `slots`), and
   `match_candidates`, the fuzzy ranking the graph's resolve step uses (see `matching`).
 - `stream_reply`: relays the graph's own wording (see `OfflineChatModel.stream_reply`).
+- `answer`: extractive, the best sentences of the retrieved passages with their citations (see `answers`);
+  `check_support`: the deterministic overlap/embedding check of `agents.grounding`.
 """
 
 import re
@@ -14,8 +16,10 @@ import time
 from collections.abc import Iterator
 from typing import ClassVar
 
-from agents.providers.base import IntentResult, SlotContext, Slots, Usage
+from agents.grounding import supported_offline
+from agents.providers.base import Claim, IntentResult, Passage, SlotContext, Slots, Usage
 from agents.providers.offline import embeddings, intents, slots
+from agents.providers.offline.answers import extractive_answer
 from agents.providers.offline.matching import match_candidates, rank_candidates
 from agents.providers.offline.text import detect_language
 
@@ -73,3 +77,15 @@ class OfflineChatModel:
         text = user if user.strip() else _FALLBACK_REPLY["fr" if language == "fr" else "en"]
         yield from re.findall(r"\s*\S+", text)
         yield _usage(started)
+
+    def answer(
+        self, *, question: str, passages: list[Passage], language: str, strict: bool = False
+    ) -> Iterator[str | Usage]:
+        """The best sentences of the passages, cited (the same with or without `strict`: nothing is invented)."""
+        started = time.perf_counter()
+        yield extractive_answer(question, passages)
+        yield _usage(started)
+
+    def check_support(self, *, claims: list[Claim], passages: list[Passage]) -> tuple[list[bool], Usage]:
+        started = time.perf_counter()
+        return supported_offline(claims, passages), _usage(started)

@@ -123,7 +123,8 @@ HOWTO = re.compile(
     r"\bhow (do|can|could|should|would|does) (i|we|you|one|it)\b|\bhow to\b|\bwhere (do|can) (i|we)\b"
     r"|\bwhat (happens|does|is|are|can)\b|\bis it possible\b|\best-il possible\b|\bpuis-je\b"
     r"|\bcomment (je|on|faire|puis|peut|dois|changer|modifier|ajouter|marquer|enregistrer|supprimer|activer)\b"
-    r"|\best-ce que (je|on)\b"
+    r"|\best-ce que (je|on)\b|\b(any|some) tips?\b|\btips? (for|on|to)\b|\bc'est possible\b|\bc'est ou\b"
+    r"|\bcomment\W*$|\b(is|are) there (a|an|any)\b|\b(y a-t-il|il y a) (un|une|des)\b"
 )
 PRODUCT = re.compile(
     r"\b(password|passwords|log ?in|login|sign ?in|account|two-factor|2fa|patients?|appointments?|calendars?"
@@ -133,7 +134,9 @@ PRODUCT = re.compile(
     r"|settings|profile|permissions?|access|app|mobile|phone|voice|software|platform|slots?|reschedul\w*|cancel\w*"
     r"|mot de passe|connexion|connecter|identifiant|compte|rendez-vous|rdv|rappels?|horaires|ouverture|conges"
     r"|fermeture|liste d'attente|visio|factur\w*|paiements?|abonnement|parametres|profil|application"
-    r"|telephone|creneaux?|motifs?|annul\w*|deplacer|droits?)\b"
+    r"|telephone|creneaux?|motifs?|annul\w*|deplacer|droits?"
+    r"|schedules?|print\w*|planning|imprim\w*|notes?|sessions?|series|recurring|repeating|locations?|sites?"
+    r"|donnees|infos?|informations?|copie|rgpd|gdpr|records?|dossiers?)\b"
 )
 CHITCHAT = re.compile(
     r"\b(joke|jokes|blague|blagues|weather|meteo|poem|poeme|recipe|recette|football|soccer|movie|film|song"

@@ -36,6 +36,10 @@ class Command(BaseCommand):
                 self.stdout.write(f"{label} ({len(slugs)}): {', '.join(slugs)}")
         if not (report.created or report.updated or report.status_changed or report.unchanged):
             self.stdout.write("No articles (*.md) found.")
-        if jobs:
-            jobs_run_with_progress(jobs, stream=self.stderr)
+        failed = jobs_run_with_progress(jobs, stream=self.stderr) if jobs else []
         self.stdout.write(self.style.SUCCESS(f"{len(report.changed)} changed, {len(report.unchanged)} unchanged."))
+        if failed:
+            errors = "\n".join(job.error for job in failed)
+            raise CommandError(
+                f"Imported, but some articles could not be indexed (reindex_articles retries):\n{errors}"
+            )

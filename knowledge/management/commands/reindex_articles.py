@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from knowledge.embeddings import embedder
-from knowledge.indexing import articles_to_reindex
+from knowledge.indexing import REINDEX_EVERYTHING, articles_to_reindex
 from knowledge.management.progress import job_run_with_progress
 from knowledge.models import ReindexJob
 from knowledge.tasks import reindex
@@ -24,7 +24,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Embedding model: {embedder().name}. Articles to index: {len(pending)}.")
         if not pending:
             return
-        job = ReindexJob.objects.create(reason="everything" if everything else "reindex_articles")
+        job = ReindexJob.objects.create(reason=REINDEX_EVERYTHING if everything else "reindex_articles")
         if in_worker:
             reindex.delay(job.pk)
             self.stdout.write(f"Queued as job {job.pk}; its progress shows in the console and the admin.")

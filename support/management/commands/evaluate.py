@@ -22,6 +22,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
 from agents.providers import get_chat_model
+from knowledge.files import ImportFailed
 from support.evaluation import report
 from support.evaluation.dataset import Dataset, DatasetError, load_dataset
 from support.evaluation.environment import DEFAULT_DATABASE, EvaluationEnvironment, EvaluationSetupError
@@ -75,7 +76,7 @@ class Command(BaseCommand):
                 if hasattr(model, "warm_up"):
                     model.warm_up()  # the embedding model loads once here, not inside the first case's latency
                 results = self._play_all(dataset)
-        except (EvaluationSetupError, DatabaseError) as error:
+        except (EvaluationSetupError, DatabaseError, ImportFailed) as error:
             raise CommandError(f"The evaluation could not run: {error}") from error
         summary = summarize(
             results, provider=model.name, dataset=str(dataset.path), duration_s=time.monotonic() - started

@@ -1,16 +1,21 @@
-"""Create (or bring back) the demo practices, people and calendars. Idempotent: run it as often as you like."""
+"""Create (or bring back) the demo practices, people, calendars and knowledge articles. Idempotent: run it as
+often as you like (articles are only created when missing; indexing is queued for the worker)."""
 
 import json
+from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from governance.models import Membership, Organization
 from governance.services import user_platform_groups_sync
+from knowledge.files import articles_import
 from support.models import Calendar, CalendarAccess
 
 DEMO_PASSWORD = "alfred-demo"
+DEMO_ARTICLES = Path(settings.BASE_DIR) / "knowledge" / "demo_articles"  # created once, then left to staff
 
 # (username, first name, last name, practice, role); practice None = platform staff
 PEOPLE = [
@@ -73,11 +78,15 @@ class Command(BaseCommand):
                 user=users[username],
                 defaults={"level": level, "granted_by": users[granted_by]},
             )
+        articles = articles_import(DEMO_ARTICLES, actor=users["sophie.support"], only_new=True)
         if options["json"]:
             self.stdout.write(json.dumps({"accounts": accounts}, ensure_ascii=False))
         else:
             self.stdout.write(
-                self.style.SUCCESS(f"Demo data ready: {len(accounts)} accounts, password {DEMO_PASSWORD!r}.")
+                self.style.SUCCESS(
+                    f"Demo data ready: {len(accounts)} accounts, password {DEMO_PASSWORD!r}; "
+                    f"{len(articles.created)} new knowledge articles (the worker indexes them)."
+                )
             )
 
     @staticmethod

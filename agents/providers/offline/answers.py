@@ -1,0 +1,55 @@
+"""The offline engine's answers to how-to questions: extractive. It writes nothing of its own; it picks the
+sentences of the retrieved passages that best answer the question and cites the passage of each.
+
+A sentence's score mixes its closeness in meaning to the question (local embeddings) with the share of the
+question's meaningful words it contains; the best sentence leads, and up to MAX_SENTENCES others follow when
+they score nearly as well, kept in the order of their passage so the answer reads as the article does.
+"""
+
+import math
+
+from agents.grounding import with_markers
+from agents.providers.base import Passage
+from knowledge.embeddings import embedder
+from knowledge.text import content_words, split_sentences
+
+MAX_SENTENCES = 3
+PASSAGES_READ = 3
+KEEP_RATIO = 0.8  # another sentence joins the answer if it scores at least this share of the best one
+MEANING_WEIGHT = 0.5
+TOPIC_WORD_WEIGHT = 0.25  # a question word that is in the article's title or section heading says little
+
+
+def extractive_answer(question: str, passages: list[Passage]) -> str:
+    candidates = [
+        (passage, position, sentence)
+        for passage in passages[:PASSAGES_READ]
+        for position, sentence in enumerate(split_sentences(passage.text))
+        if len(sentence) > 3 and not sentence.startswith("#")
+    ]
+    if not candidates:
+        return ""
+    vectors = embedder().embed([question, *(sentence for _, _, sentence in candidates)])
+    question_vector, question_words = vectors[0], set(content_words(question))
+    sentence_words = [set(content_words(sentence)) for _, _, sentence in candidates]
+    weight = _rarity(question_words, sentence_words)
+    scored = []
+    for (passage, position, sentence), vector, words in zip(candidates, vectors[1:], sentence_words, strict=True):
+        meaning = sum(a * b for a, b in zip(question_vector, vector, strict=True))
+        topic = set(content_words(passage.heading))
+        weights = {word: w * (TOPIC_WORD_WEIGHT if word in topic else 1.0) for word, w in weight.items()}
+        overlap = sum(weights[word] for word in words & question_words) / (sum(weights.values()) or 1.0)
+        scored.append((MEANING_WEIGHT * meaning + (1 - MEANING_WEIGHT) * overlap, passage, position, sentence))
+    scored.sort(key=lambda item: -item[0])
+    best_score, best_passage = scored[0][0], scored[0][1]
+    chosen = [item for item in scored[:MAX_SENTENCES] if item[0] >= KEEP_RATIO * best_score]
+    # The best passage's sentences first, in their own order; then the others'.
+    chosen.sort(key=lambda item: (item[1].number != best_passage.number, item[1].number, item[2]))
+    return " ".join(with_markers(sentence, [passage.number]) for _, passage, _, sentence in chosen)
+
+
+def _rarity(question_words: set[str], sentence_words: list[set[str]]) -> dict[str, float]:
+    """Each question word weighs more when fewer candidate sentences contain it: in "what can I do with the
+    Book permission on a calendar", "book" singles out the right sentence, "calendar" does not."""
+    total = len(sentence_words)
+    return {word: math.log(1 + total / (1 + sum(word in words for words in sentence_words))) for word in question_words}
