@@ -114,26 +114,22 @@ def article_publish(*, actor, article: Article) -> Article:
     return article
 
 
-@transaction.atomic
 def article_archive(*, actor, article: Article) -> Article:
     """Take the article out of answers and searches now (its chunks go in this transaction)."""
-    article = Article.objects.select_for_update().get(pk=article.pk)
-    if article.status == Article.Status.ARCHIVED:
-        return article
-    article.status = Article.Status.ARCHIVED
-    article.index_state = Article.IndexState.NOT_INDEXED
-    article.updated_by = actor
-    with audit_context(actor=actor):
-        article.save()
-    Chunk.objects.filter(article=article).delete()
-    return article
+    return _take_down(actor=actor, article=article, status=Article.Status.ARCHIVED)
+
+
+def article_unpublish(*, actor, article: Article) -> Article:
+    """Back to draft: out of answers and searches, kept for editing."""
+    return _take_down(actor=actor, article=article, status=Article.Status.DRAFT)
 
 
 @transaction.atomic
-def article_unpublish(*, actor, article: Article) -> Article:
-    """Back to draft: out of answers and searches, kept for editing."""
+def _take_down(*, actor, article: Article, status: str) -> Article:
     article = Article.objects.select_for_update().get(pk=article.pk)
-    article.status = Article.Status.DRAFT
+    if article.status == status:
+        return article
+    article.status = status
     article.index_state = Article.IndexState.NOT_INDEXED
     article.updated_by = actor
     with audit_context(actor=actor):

@@ -92,3 +92,12 @@ def page(browser, request):
         name = UNSAFE_FILENAME.sub("_", request.node.name)
         tab.screenshot(path=str(SCREENSHOTS_DIR / f"{name}.png"))
     context.close()
+
+
+def log_in(page, base_url: str, username: str, password: str = "pw-for-tests") -> None:  # noqa: F811
+    """Log in through the login form (tests.factories.UserFactory's password by default)."""
+    page.goto(f"{base_url}/accounts/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in", exact=True).click()
+    page.wait_for_url(f"{base_url}/")

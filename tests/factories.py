@@ -51,3 +51,21 @@ class CalendarAccessFactory(factory.django.DjangoModelFactory):
     calendar = factory.SubFactory(CalendarFactory)
     user = factory.SubFactory(UserFactory)
     level = "view"
+
+
+def article_published(slug: str, title: str, body: str, *, language: str = "en", publish: bool = True, actor=None):
+    """An article created through the knowledge services and, when published, indexed here with the local
+    embeddings (committed data is what a worker process reads)."""
+    from knowledge.indexing import reindex_job_run
+    from knowledge.services import ArticleContent, article_create, indexing_collected
+
+    with indexing_collected() as jobs:
+        article = article_create(
+            actor=actor,
+            slug=slug,
+            content=ArticleContent(title=title, language=language, body=body),
+            publish=publish,
+        )
+    for job in jobs:
+        reindex_job_run(job)
+    return article

@@ -125,22 +125,14 @@ class OpenAIChatModel:
         """Text deltas, then one `Usage`. If the call fails (after the retries, or in the middle of the
         stream), the failure is logged and a fixed apology in `language` is streamed as the last delta."""
         messages = [SystemMessage(reply_system_prompt(system, language)), HumanMessage(pseudonymize(user))]
-        start = time.perf_counter()
-        prompt_tokens = completion_tokens = 0
         streamed = False
-        try:
-            for chunk in self.llm.stream(messages):
-                if chunk.usage_metadata:
-                    prompt_tokens += chunk.usage_metadata.get("input_tokens", 0)
-                    completion_tokens += chunk.usage_metadata.get("output_tokens", 0)
-                if isinstance(chunk.content, str) and chunk.content:
-                    streamed = True
-                    yield chunk.content
-        except Exception as error:  # noqa: BLE001 (whatever the client raises, the person gets an answer)
-            logger.error("LLM reply failed (model %s): %s", self.model, _describe(error), exc_info=_unexpected(error))
-            apology = FALLBACK_REPLY.get(language, FALLBACK_REPLY["en"])
-            yield f"\n\n{apology}" if streamed else apology
-        yield Usage(self.name, prompt_tokens, completion_tokens, _ms_since(start))
+        for item in self._stream(messages, step="reply"):
+            if item is None:
+                apology = FALLBACK_REPLY.get(language, FALLBACK_REPLY["en"])
+                yield f"\n\n{apology}" if streamed else apology
+                continue
+            streamed = streamed or isinstance(item, str)
+            yield item
 
     def answer(
         self, *, question: str, passages: list[Passage], language: str, strict: bool = False
@@ -149,6 +141,10 @@ class OpenAIChatModel:
         nothing but its `Usage`: the graph then says it does not know rather than show an apology as an answer."""
         system = answer_system_prompt(passages, language, strict=strict)
         messages = [SystemMessage(system), HumanMessage(pseudonymize(question))]
+        yield from (item for item in self._stream(messages, step="answer") if item is not None)
+
+    def _stream(self, messages: list[BaseMessage], *, step: str) -> Iterator[str | Usage | None]:
+        """Text deltas; `None` once if the call failed (logged; whatever the client raised); then one `Usage`."""
         start = time.perf_counter()
         prompt_tokens = completion_tokens = 0
         try:
@@ -158,8 +154,11 @@ class OpenAIChatModel:
                     completion_tokens += chunk.usage_metadata.get("output_tokens", 0)
                 if isinstance(chunk.content, str) and chunk.content:
                     yield chunk.content
-        except Exception as error:  # noqa: BLE001 (the graph gets no text and says it does not know)
-            logger.error("LLM answer failed (model %s): %s", self.model, _describe(error), exc_info=_unexpected(error))
+        except Exception as error:  # noqa: BLE001 (the caller decides what the person gets instead)
+            logger.error(
+                "LLM %s failed (model %s): %s", step, self.model, _describe(error), exc_info=_unexpected(error)
+            )
+            yield None
         yield Usage(self.name, prompt_tokens, completion_tokens, _ms_since(start))
 
     def check_support(self, *, claims: list[Claim], passages: list[Passage]) -> tuple[list[bool], Usage]:

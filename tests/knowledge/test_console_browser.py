@@ -9,12 +9,11 @@ from playwright.sync_api import expect
 from knowledge.models import Article, Chunk
 from knowledge.retrieval import search
 from knowledge.services import ArticleContent, article_create
-from tests.browser import browser, page  # noqa: F401
+from tests.browser import browser, log_in, page  # noqa: F401
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-PASSWORD = "pw-for-tests"  # tests.factories.UserFactory's
 INDEX_TIMEOUT_MS = 120_000  # the worker loads the embeddings model for its first job
 NEW_BODY = """Patients join the waiting list when no slot suits them.
 
@@ -32,14 +31,6 @@ def draft(transactional_db, asgi_server):
     sam = UserFactory(username="sam", first_name="Sam", last_name="Support", platform_role="support")
     content = ArticleContent(title="Waiting list", language="en", body="A first draft.\n")
     return article_create(actor=sam, slug="waiting-list", content=content)
-
-
-def log_in(page, base_url, username):  # noqa: F811
-    page.goto(f"{base_url}/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in", exact=True).click()
-    page.wait_for_url(f"{base_url}/")
 
 
 def test_staff_edit_preview_and_publish_an_article_until_it_is_indexed(

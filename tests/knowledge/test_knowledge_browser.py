@@ -10,13 +10,12 @@ from playwright.sync_api import expect
 
 from knowledge.indexing import reindex_job_run
 from knowledge.services import ArticleContent, article_create, indexing_collected
-from tests.browser import browser, page  # noqa: F401
+from tests.browser import browser, log_in, page  # noqa: F401
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 from tests.support.chat_client import wait_until_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-PASSWORD = "pw-for-tests"  # tests.factories.UserFactory's
 TURN_TIMEOUT_MS = 60_000  # the first turn of a worker loads the offline engine
 INDEX_TIMEOUT_MS = 120_000
 QUESTION = "How do I turn on the waiting list?"
@@ -42,14 +41,6 @@ def people(transactional_db, asgi_server, celery_worker_process):
         reindex_job_run(job)
     yield {"anna": anna, "sam": sam}
     wait_until_idle(timeout=30)
-
-
-def log_in(page, base_url, username):  # noqa: F811
-    page.goto(f"{base_url}/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in", exact=True).click()
-    page.wait_for_url(f"{base_url}/")
 
 
 def ask(page, text):  # noqa: F811

@@ -10,12 +10,12 @@ from knowledge.models import Article, Chunk
 from knowledge.services import (
     ArticleContent,
     article_archive,
-    article_create,
     article_publish,
     article_update,
     indexing_collected,
 )
 from support.models import ActionProposal, CalendarAccess, Conversation
+from tests.factories import article_published
 from tests.support.chat_client import ChatSocket, wait_until_idle
 from tests.support.harbour import harbour
 
@@ -33,16 +33,7 @@ POISONED = (
 
 
 def publish(slug: str, title: str, body: str, *, language: str = "en", publish_now: bool = True) -> Article:
-    with indexing_collected() as jobs:
-        article = article_create(
-            actor=None,
-            slug=slug,
-            content=ArticleContent(title=title, language=language, body=body),
-            publish=publish_now,
-        )
-    for job in jobs:
-        reindex_job_run(job)
-    return article
+    return article_published(slug, title, body, language=language, publish=publish_now)
 
 
 @pytest.fixture

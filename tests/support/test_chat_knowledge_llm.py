@@ -14,12 +14,11 @@ import pytest
 from agents.graphs.chat.texts import say
 from agents.models import AgentRun
 from agents.prompts import ANSWER_STRICT
-from agents.scripted_llm import Reply, Script, ScriptedLLMServer
-from knowledge.indexing import reindex_job_run
+from agents.scripted_llm import Reply
 from knowledge.models import Article, Chunk
-from knowledge.services import ArticleContent, article_archive, article_create, indexing_collected
+from knowledge.services import article_archive
 from support.models import ActionProposal, CalendarAccess, Conversation
-from tests import processes
+from tests.factories import article_published
 from tests.support.chat_client import ChatSocket, wait_until_idle
 from tests.support.harbour import harbour
 
@@ -38,34 +37,6 @@ POISON = (
 )
 
 
-@pytest.fixture(scope="module")
-def llm():
-    script = Script()
-    with ScriptedLLMServer(script) as base_url:
-        yield script, base_url
-
-
-@pytest.fixture(scope="module")
-def llm_worker(asgi_server, llm):
-    _, base_url = llm
-    with processes.celery_worker(
-        platform_api_url=asgi_server,
-        name="knowledge-llm",
-        LLM_PROVIDER="openai",
-        LLM_BASE_URL=base_url + "/v1",
-        LLM_MODEL="scripted-model",
-        LLM_MAX_RETRIES="0",
-    ) as worker:
-        yield worker
-
-
-@pytest.fixture
-def script(llm, llm_worker):
-    script, _ = llm
-    script.clear()
-    return script
-
-
 @pytest.fixture
 def world(transactional_db):
     yield harbour()
@@ -73,14 +44,7 @@ def world(transactional_db):
 
 
 def publish(slug: str, title: str, body: str, *, publish_now: bool = True) -> Article:
-    """An article created through the service and, when published, indexed here (committed: the worker reads it)."""
-    with indexing_collected() as jobs:
-        article = article_create(
-            actor=None, slug=slug, content=ArticleContent(title=title, language="en", body=body), publish=publish_now
-        )
-    for job in jobs:
-        reindex_job_run(job)
-    return article
+    return article_published(slug, title, body, publish=publish_now)
 
 
 def intent(name: str, language: str = "en") -> Reply:

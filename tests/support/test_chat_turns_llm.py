@@ -10,42 +10,13 @@ import json
 import pytest
 from auditlog.models import LogEntry
 
-from agents.scripted_llm import Reply, Script, ScriptedLLMServer
+from agents.scripted_llm import Reply
 from governance.models import SecurityEvent
 from support.models import ActionProposal, CalendarAccess
-from tests import processes
 from tests.support.chat_client import ChatSocket, wait_until_idle
 from tests.support.harbour import harbour
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def llm():
-    script = Script()
-    with ScriptedLLMServer(script) as base_url:
-        yield script, base_url
-
-
-@pytest.fixture(scope="module")
-def llm_worker(asgi_server, llm):
-    _, base_url = llm
-    with processes.celery_worker(
-        platform_api_url=asgi_server,
-        name="llm",
-        LLM_PROVIDER="openai",
-        LLM_BASE_URL=base_url + "/v1",
-        LLM_MODEL="scripted-model",
-        LLM_MAX_RETRIES="0",
-    ) as worker:
-        yield worker
-
-
-@pytest.fixture
-def script(llm, llm_worker):
-    script, _ = llm
-    script.clear()
-    return script
 
 
 @pytest.fixture

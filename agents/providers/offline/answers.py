@@ -4,6 +4,8 @@ sentences of the retrieved passages that best answer the question and cites the 
 A sentence's score mixes its closeness in meaning to the question (local embeddings) with the share of the
 question's meaningful words it contains; the best sentence leads, and up to MAX_SENTENCES others follow when
 they score nearly as well, kept in the order of their passage so the answer reads as the article does.
+Sentences of lower-ranked passages count a little less (RANK_PRIOR): retrieval judged the whole passage,
+this score one sentence.
 """
 
 import math
@@ -17,6 +19,7 @@ MAX_SENTENCES = 3
 PASSAGES_READ = 3
 KEEP_RATIO = 0.8  # another sentence joins the answer if it scores at least this share of the best one
 MEANING_WEIGHT = 0.5
+RANK_PRIOR = (1.0, 0.85, 0.75)  # retrieval's order counts: a sentence of the first passage is preferred
 TOPIC_WORD_WEIGHT = 0.25  # a question word that is in the article's title or section heading says little
 
 
@@ -39,7 +42,8 @@ def extractive_answer(question: str, passages: list[Passage]) -> str:
         topic = set(content_words(passage.heading))
         weights = {word: w * (TOPIC_WORD_WEIGHT if word in topic else 1.0) for word, w in weight.items()}
         overlap = sum(weights[word] for word in words & question_words) / (sum(weights.values()) or 1.0)
-        scored.append((MEANING_WEIGHT * meaning + (1 - MEANING_WEIGHT) * overlap, passage, position, sentence))
+        score = (MEANING_WEIGHT * meaning + (1 - MEANING_WEIGHT) * overlap) * RANK_PRIOR[min(passage.number, 3) - 1]
+        scored.append((score, passage, position, sentence))
     scored.sort(key=lambda item: -item[0])
     best_score, best_passage = scored[0][0], scored[0][1]
     chosen = [item for item in scored[:MAX_SENTENCES] if item[0] >= KEEP_RATIO * best_score]
