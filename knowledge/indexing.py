@@ -73,25 +73,33 @@ def index_article(article_id: int) -> int:
             logger.info("knowledge: article %s changed while indexing; its own job indexes it", article_id)
             return 0
         Chunk.objects.filter(article_id=article_id).delete()
-        Chunk.objects.bulk_create(
-            Chunk(
-                article_id=article_id,
-                revision=revision,
-                position=piece.position,
-                heading_path=piece.heading_path[:500],
-                text=piece.text,
-                language=revision.language,
-                search_config=config,
-                embedding=vector,
-                embedding_model=model.name,
-            )
-            for piece, vector in zip(pieces, vectors, strict=True)
-        )
-        search_vectors_update(article_id=article_id)
+        _chunks_insert(article_id, revision, pieces, vectors, config=config, model_name=model.name)
         Article.objects.filter(pk=article_id).update(
             index_state=Article.IndexState.INDEXED, index_error="", indexed_at=timezone.now()
         )
     return len(pieces)
+
+
+_CHUNK_INSERT = (
+    "INSERT INTO knowledge_chunk (article_id, revision_id, position, heading_path, text, language, search_config, "
+    "embedding, embedding_model, search_vector) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::vector, %s, "
+    "setweight(to_tsvector(%s::regconfig, %s), 'A') || setweight(to_tsvector(%s::regconfig, %s), 'B'))"
+)
+
+
+def _chunks_insert(article_id: int, revision, pieces, vectors, *, config: str, model_name: str) -> None:
+    """The chunks with their full-text vector in the same INSERT: a later UPDATE of the vector would write a
+    second version of every row, and enter each one into the HNSW and GIN indexes twice."""
+    rows = []
+    for piece, vector in zip(pieces, vectors, strict=True):
+        heading = piece.heading_path[:500]
+        embedding = "[" + ",".join(f"{value:.7g}" for value in vector) + "]"
+        rows.append(
+            [article_id, revision.pk, piece.position, heading, piece.text, revision.language, config, embedding]
+            + [model_name, config, heading, config, piece.text]
+        )
+    with connection.cursor() as cursor:
+        cursor.executemany(_CHUNK_INSERT, rows)
 
 
 def search_vectors_update(*, article_id: int | None = None) -> None:

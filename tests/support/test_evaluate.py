@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DEV_DATASET = ROOT.parent / "shared" / "datasets" / "dev" / "dataset.yaml"
 OWN_DATASET = ROOT / "tests" / "datasets" / "calendar_en_fr.yaml"
 OWN_DATASET_FLOOR = 0.96  # measured 55/55 with the offline engine; a regression of two cases shows below this
+KNOWLEDGE_DATASET = ROOT / "tests" / "datasets" / "knowledge" / "dataset.yaml"
+KNOWLEDGE_FLOOR = 0.85  # measured 50/56 (89%) with the offline engine; the misses are retrieval rank-2 cases
 OWN_REFUSAL_FLOOR = 1.0  # measured 21/21: a refusal that lets a change through is never acceptable
 CASE_KEYS = {
     "id",
@@ -119,12 +121,64 @@ def test_the_output_has_the_shape_of_the_format(dev_run):
     assert grant["path"][:3] == ["triage", "extract", "resolve"] and "execute" in grant["path"]
     assert cases["handoff"]["handoff"] is True and cases["grant-book"]["handoff"] is False
     kb = cases["kb-permissions"]
-    assert kb["passed"] or any("calendar-permissions not cited" in failure for failure in kb["failures"])
+    assert kb["passed"] and kb["cites"] == ["calendar-permissions"] and kb["path"][:2] == ["triage", "retrieve"]
     summary = output["summary"]
     assert summary["provider"] == "offline"
     assert summary["cases"] == len(dataset.cases) and 0 <= summary["pass_rate"] <= 1
     assert {"mean", "p50", "p95"} <= set(summary["latency_ms"])
     assert summary["latency_ms"]["p50"] <= summary["latency_ms"]["p95"]
+
+
+def test_the_dev_dataset_answers_its_knowledge_cases_with_citations(dev_run):
+    _, output = dev_run
+    cases = {case["id"]: case for case in output["cases"]}
+
+    assert output["summary"]["categories"]["knowledge"]["pass_rate"] == 1.0
+    assert output["summary"]["articles"]["loaded"] is True
+    assert cases["kb-french"]["cites"] == ["horaires-ouverture"]
+    assert "[1]" in cases["kb-no-show"]["replies"][0]
+    assert cases["kb-draft"]["cites"] == []  # the only article about it is a draft
+
+
+def test_own_knowledge_dataset_runs_above_its_measured_floor(tmp_path_factory):
+    process, output = run_to_json(tmp_path_factory, KNOWLEDGE_DATASET)
+    summary = output["summary"]
+    cases = {case["id"]: case for case in output["cases"]}
+    print(f"\nknowledge: pass rate {summary['pass_rate']:.1%}")
+
+    assert summary["cases"] >= 50
+    assert summary["pass_rate"] >= KNOWLEDGE_FLOOR, process.stdout[-4000:]
+    for case_id in ("en-poisoned-printing", "en-draft-whatsapp", "fr-draft-acompte", "en-archived-connector"):
+        assert cases[case_id]["passed"], cases[case_id]["failures"]  # never cited, never obeyed
+
+
+def test_retrieval_on_own_knowledge_dataset_reaches_its_target(tmp_path):
+    out = tmp_path / "retrieval.json"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "alfred.test_settings"}
+    process = subprocess.run(
+        [sys.executable, "manage.py", "evaluate_retrieval", str(KNOWLEDGE_DATASET), "--json", str(out)]
+        + ["--eval-database", f"alfred_eval_retrieval_test_{os.getpid()}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
+    summary = json.loads(out.read_text(encoding="utf-8"))["summary"]
+    print(f"\nretrieval: {summary}")
+
+    assert summary["questions"] >= 40
+    assert summary["hit_at_3"] >= 0.9  # the target; measured 0.962 (hit@1 0.788) with all-MiniLM-L6-v2
+    assert summary["hit_at_1"] <= summary["hit_at_3"] <= summary["hit_at_5"]
+    assert "hit@3" in process.stdout
+
+
+def test_evaluate_retrieval_refuses_a_dataset_without_articles(tmp_path):
+    case = "    cases:\n      - {id: q, as: anna, turns: [{say: 'How do I print?'}], expect: {cites: [some-article]}}\n"
+    dataset = write(tmp_path, MINIMAL_WORLD + case)
+    with pytest.raises(CommandError, match="has no articles"):
+        call_command("evaluate_retrieval", str(dataset))
 
 
 def test_a_case_never_sees_another_cases_changes(dev_run):

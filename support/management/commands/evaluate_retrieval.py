@@ -19,6 +19,7 @@ from support.evaluation.dataset import DatasetError, load_dataset
 from support.evaluation.environment import EvaluationEnvironment, EvaluationSetupError
 from support.evaluation.retrieval import evaluate_retrieval, retrieval_summary
 from support.evaluation.world import articles_load
+from support.management.commands.evaluate import EVAL_DATABASE_NAME
 
 
 class Command(BaseCommand):
@@ -27,8 +28,15 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("dataset", help="the dataset file (YAML, see ../shared/DATASET.md)")
         parser.add_argument("--json", dest="json_out", metavar="OUT.json", help="write the cases and the summary here")
+        parser.add_argument(
+            "--eval-database",
+            default="alfred_eval_retrieval",
+            help="the evaluation database, created and dropped by the run (its name starts with alfred_eval)",
+        )
 
-    def handle(self, *args, dataset, json_out, **options):
+    def handle(self, *args, dataset, json_out, eval_database, **options):
+        if not EVAL_DATABASE_NAME.fullmatch(eval_database):
+            raise CommandError("--eval-database must start with alfred_eval (lower-case letters, digits, _).")
         try:
             loaded = load_dataset(dataset)
         except DatasetError as error:
@@ -36,7 +44,7 @@ class Command(BaseCommand):
         if loaded.world.articles is None:
             raise CommandError(f"{dataset} has no articles (world.articles).")
         try:
-            with EvaluationEnvironment(database_name="alfred_eval_retrieval"):
+            with EvaluationEnvironment(database_name=eval_database):
                 articles_load(loaded.world)
                 results = evaluate_retrieval(loaded)
         except (EvaluationSetupError, DatabaseError, ImportFailed) as error:
