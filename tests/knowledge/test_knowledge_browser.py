@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from knowledge.indexing import reindex_job_run
 from knowledge.services import ArticleContent, article_create, indexing_collected
 from tests.browser import browser, log_in, page  # noqa: F401
-from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+from tests.factories import MembershipFactory, OrganizationFactory, UserFactory, article_published
 from tests.support.chat_client import wait_until_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -88,3 +88,26 @@ def test_a_cited_answer_then_the_new_text_once_staff_publish_it(browser, page, a
     expect(latest.locator(".msg-text")).to_contain_text("Preferences > Patient queue", timeout=TURN_TIMEOUT_MS)
     expect(latest.locator(".msg-text")).not_to_contain_text("Settings > Waiting list")
     expect(latest.locator(".msg-sources").get_by_role("link")).to_have_text(["[1] Use the waiting list"])
+
+
+def test_article_html_is_shown_as_text_in_the_chat_and_the_article_page(page, asgi_server, people):  # noqa: F811
+    body = (
+        'To print the day\'s schedule, open Agenda > Print <img src=x onerror="window.hacked = 1"> and choose '
+        "portrait.\n\n<script>window.hacked = 2</script>\n"
+    )
+    article_published("printing", "Print the schedule", body)
+    log_in(page, asgi_server, "anna")
+    page.goto(f"{asgi_server}/chat/")
+    expect(page.locator("#chat-connection-text")).to_have_text("Connected")
+    ask(page, "How do I print the day's schedule?")
+
+    answer = page.get_by_role("log").locator(".msg-assistant").last
+    shown = answer.locator(".msg-text")
+    expect(shown).to_contain_text('<img src=x onerror="window.hacked = 1">', timeout=TURN_TIMEOUT_MS)
+    assert page.locator("#chat-log img").count() == 0
+    assert page.evaluate("window.hacked") is None
+
+    page.goto(f"{asgi_server}/kb/printing/")
+    expect(page.locator(".article-body")).to_contain_text("<script>window.hacked = 2</script>")
+    assert page.locator(".article-body img, .article-body script").count() == 0
+    assert page.evaluate("window.hacked") is None
