@@ -17,6 +17,7 @@ from governance.errors import NotAllowed, NotFound
 from knowledge.markdown import render_html
 from knowledge.models import Article
 from knowledge.retrieval import search
+from knowledge.selectors import article_get_for_staff, articles_for_staff, unpublished_changes
 from knowledge.services import (
     ArticleContent,
     article_archive,
@@ -25,7 +26,6 @@ from knowledge.services import (
     article_restore,
     article_update,
 )
-from knowledge.views import article_get_for_staff, articles_for_staff, unpublished_changes
 
 SEARCH_MAX_RESULTS = 20
 

@@ -11,7 +11,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Max, Q, QuerySet
 from django.http import Http404, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -22,6 +21,7 @@ from governance.errors import AlfredError, Conflict, NotFound
 from knowledge.indexing import REINDEX_EVERYTHING
 from knowledge.markdown import render_html
 from knowledge.models import Article, ReindexJob
+from knowledge.selectors import article_get_for_staff, articles_for_staff, unpublished_changes
 from knowledge.services import (
     ArticleContent,
     article_archive,
@@ -36,42 +36,6 @@ ARTICLES_PER_PAGE = 25
 REVISIONS_PER_PAGE = 50
 STATUS_MAX_IDS = 100  # a page shows at most ARTICLES_PER_PAGE: more ids is not the page asking
 ACTIVE_JOB_STATES = (ReindexJob.State.QUEUED, ReindexJob.State.RUNNING)
-
-# --- Reads (shared with knowledge.api; their home is a knowledge/selectors.py) ----------------------------
-
-
-def articles_for_staff(*, status: str = "", language: str = "", q: str = "") -> QuerySet[Article]:
-    """Every article (staff see them all), by title, with what a list shows: no query per row."""
-    articles = Article.objects.select_related("published_revision", "updated_by").annotate(
-        latest_revision_number=Max("revisions__number")
-    )
-    if status:
-        articles = articles.filter(status=status)
-    if language:
-        articles = articles.filter(language=language.strip().lower())
-    if q.strip():
-        words = q.strip()
-        articles = articles.filter(
-            Q(title__icontains=words) | Q(slug__icontains=words) | Q(body__icontains=words) | Q(tags__contains=[words])
-        )
-    return articles.order_by("title", "pk")
-
-
-def article_get_for_staff(*, article_id: int) -> Article:
-    article = articles_for_staff().filter(pk=article_id).first()
-    if article is None:
-        raise NotFound("No such article.")
-    return article
-
-
-def unpublished_changes(article: Article) -> bool:
-    """Article.has_unpublished_changes, from the annotation of `articles_for_staff` (no query)."""
-    published = article.published_revision
-    return (
-        article.status == Article.Status.PUBLISHED
-        and published is not None
-        and published.number != article.latest_revision_number
-    )
 
 
 def job_view(job: ReindexJob | None) -> dict | None:
