@@ -8,6 +8,7 @@ class GovernanceConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth.signals import user_login_failed
 
+        from governance import schema  # noqa: F401 — registers the API's authentication in the OpenAPI schema
         from governance.services import login_failure_record
 
         # Django announces failed logins only through this signal; recording them is not core flow.
