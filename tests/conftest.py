@@ -68,3 +68,17 @@ def celery_worker_process(asgi_server):
     with another kind of worker (another LLM provider) never shares the queue with this one."""
     with processes.celery_worker(platform_api_url=asgi_server) as worker:
         yield worker
+
+
+@pytest.fixture
+def as_user():
+    """An API client logged in as the given user (a browser session, CSRF checks off as in DRF's test client)."""
+
+    def client_for(user):
+        from rest_framework.test import APIClient
+
+        client = APIClient()
+        client.force_login(user)
+        return client
+
+    return client_for

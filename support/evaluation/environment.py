@@ -19,6 +19,7 @@
 """
 
 import logging
+import re
 import threading
 from contextlib import ExitStack, contextmanager
 from socketserver import ThreadingMixIn
@@ -34,6 +35,26 @@ from support.tasks import run_turn
 
 logger = logging.getLogger(__name__)
 DEFAULT_DATABASE = "alfred_eval"
+# The evaluation database is dropped and re-created: its name can never be the one of a database in use.
+EVAL_DATABASE_NAME = re.compile(r"alfred_eval[a-z0-9_]{0,40}")
+
+
+def add_evaluation_arguments(parser, *, default_database: str = DEFAULT_DATABASE) -> None:
+    """The arguments every evaluation command takes: the dataset, --json and --eval-database."""
+    parser.add_argument("dataset", help="the dataset file (YAML, see ../shared/DATASET.md)")
+    parser.add_argument("--json", dest="json_out", metavar="OUT.json", help="write the cases and the summary here")
+    parser.add_argument(
+        "--eval-database",
+        default=default_database,
+        help=f"the evaluation database, created and dropped by the run: alfred_eval… (default {default_database})",
+    )
+
+
+def evaluation_database_name(name: str) -> str:
+    """`name` if it may be dropped and re-created as an evaluation database; else a clear error."""
+    if not EVAL_DATABASE_NAME.fullmatch(name):
+        raise EvaluationSetupError("--eval-database must start with alfred_eval (lower-case letters, digits, _).")
+    return name
 
 
 class EvaluationSetupError(Exception):

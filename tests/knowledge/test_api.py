@@ -42,16 +42,6 @@ def member():
 
 
 @pytest.fixture
-def as_user():
-    def client_for(user):
-        client = APIClient()
-        client.force_login(user)
-        return client
-
-    return client_for
-
-
-@pytest.fixture
 def api(as_user, staff) -> APIClient:
     return as_user(staff)
 

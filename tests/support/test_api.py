@@ -12,16 +12,6 @@ from support.models import CalendarAccess
 from tests.factories import CalendarAccessFactory, CalendarFactory, MembershipFactory, UserFactory
 
 
-@pytest.fixture
-def as_user():
-    def client_for(user):
-        client = APIClient()
-        client.force_login(user)
-        return client
-
-    return client_for
-
-
 def access_url(calendar, user):
     return f"/api/v1/calendars/{calendar.pk}/access/{user.pk}/"
 

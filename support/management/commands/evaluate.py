@@ -14,7 +14,6 @@ Pass rates are given per category (support/evaluation/scoring.py): `calendar` (c
 
 import json
 import logging
-import re
 import time
 from pathlib import Path
 
@@ -25,23 +24,25 @@ from agents.providers import get_chat_model
 from knowledge.files import ImportFailed
 from support.evaluation import report
 from support.evaluation.dataset import Dataset, DatasetError, load_dataset
-from support.evaluation.environment import DEFAULT_DATABASE, EvaluationEnvironment, EvaluationSetupError
+from support.evaluation.environment import (
+    EvaluationEnvironment,
+    EvaluationSetupError,
+    add_evaluation_arguments,
+    evaluation_database_name,
+)
 from support.evaluation.play import play_case
 from support.evaluation.scoring import case_result, crashed_result, summarize
 from support.evaluation.world import world_build, world_reset
 
 logger = logging.getLogger(__name__)
 QUALITY_EXIT = 3
-# The evaluation database is dropped and re-created: its name can never be the one of a database in use.
-EVAL_DATABASE_NAME = re.compile(r"alfred_eval[a-z0-9_]{0,40}")
 
 
 class Command(BaseCommand):
     help = "Play an evaluation dataset (YAML) through the chat, each case on a fresh copy of its world, and score it."
 
     def add_arguments(self, parser):
-        parser.add_argument("dataset", help="the dataset file (YAML, see ../shared/DATASET.md)")
-        parser.add_argument("--json", dest="json_out", metavar="OUT.json", help="write the cases and the summary here")
+        add_evaluation_arguments(parser)
         parser.add_argument(
             "--min-pass-rate",
             type=float,
@@ -51,15 +52,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--case", dest="case_ids", action="extend", nargs="+", metavar="ID", help="play only these cases"
         )
-        parser.add_argument(
-            "--eval-database",
-            default=DEFAULT_DATABASE,
-            help=f"the evaluation database, created and dropped by the run: alfred_eval… (default {DEFAULT_DATABASE})",
-        )
 
     def handle(self, *args, **options):
-        if not EVAL_DATABASE_NAME.fullmatch(options["eval_database"]):
-            raise CommandError("--eval-database must start with alfred_eval (lower-case letters, digits, _).")
+        try:
+            evaluation_database_name(options["eval_database"])
+        except EvaluationSetupError as error:
+            raise CommandError(str(error)) from error
         dataset = self._dataset(options["dataset"], options["case_ids"])
         threshold = _threshold(options["min_pass_rate"])
         if options["verbosity"] < 2:

@@ -16,30 +16,27 @@ from django.db import DatabaseError
 from knowledge.embeddings import embedder
 from knowledge.files import ImportFailed
 from support.evaluation.dataset import DatasetError, load_dataset
-from support.evaluation.environment import EvaluationEnvironment, EvaluationSetupError
+from support.evaluation.environment import (
+    EvaluationEnvironment,
+    EvaluationSetupError,
+    add_evaluation_arguments,
+    evaluation_database_name,
+)
 from support.evaluation.retrieval import evaluate_retrieval, retrieval_summary
 from support.evaluation.world import articles_load
-from support.management.commands.evaluate import EVAL_DATABASE_NAME
 
 
 class Command(BaseCommand):
     help = "Retrieval quality (hit@1, hit@3, MRR) of a dataset's knowledge questions against its articles."
 
     def add_arguments(self, parser):
-        parser.add_argument("dataset", help="the dataset file (YAML, see ../shared/DATASET.md)")
-        parser.add_argument("--json", dest="json_out", metavar="OUT.json", help="write the cases and the summary here")
-        parser.add_argument(
-            "--eval-database",
-            default="alfred_eval_retrieval",
-            help="the evaluation database, created and dropped by the run (its name starts with alfred_eval)",
-        )
+        add_evaluation_arguments(parser, default_database="alfred_eval_retrieval")
 
     def handle(self, *args, dataset, json_out, eval_database, **options):
-        if not EVAL_DATABASE_NAME.fullmatch(eval_database):
-            raise CommandError("--eval-database must start with alfred_eval (lower-case letters, digits, _).")
         try:
+            evaluation_database_name(eval_database)
             loaded = load_dataset(dataset)
-        except DatasetError as error:
+        except (DatasetError, EvaluationSetupError) as error:
             raise CommandError(str(error)) from error
         if loaded.world.articles is None:
             raise CommandError(f"{dataset} has no articles (world.articles).")
