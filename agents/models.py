@@ -24,6 +24,7 @@ class AgentRun(models.Model):
     intent = models.CharField(max_length=20, blank=True, default="")
     outcome = models.CharField(max_length=40, blank=True, default="")
     path = models.JSONField(default=list)
+    steps = models.JSONField(default=list)  # the nodes in order with their durations: [{"node", "ms"}]
     usage = models.JSONField(default=list)  # [{"step", "model", "prompt_tokens", "completion_tokens", "latency_ms"}]
     retrieval = models.JSONField(default=list)  # chunks retrieved in the run: [{"chunk", "article", "score", ...}]
     error = models.TextField(blank=True, default="")

@@ -5,6 +5,7 @@ nothing of conversations beyond their ids.
 """
 
 import logging
+import time
 from dataclasses import asdict
 
 from django.conf import settings
@@ -30,32 +31,39 @@ def _graph():
     return _compiled[1]
 
 
-def _config(conversation_id: int) -> dict:
-    return {"configurable": {"thread_id": f"chat-{conversation_id}"}, "recursion_limit": settings.CHAT_RECURSION_LIMIT}
+def _config(conversation_id: int, epoch: int = 0) -> dict:
+    """The graph's thread for a conversation. A new `epoch` (the conversation came back from a person) is a
+    new thread: Alfred's memory of the conversation starts clean."""
+    thread = f"chat-{conversation_id}" if not epoch else f"chat-{conversation_id}-{epoch}"
+    return {"configurable": {"thread_id": thread}, "recursion_limit": settings.CHAT_RECURSION_LIMIT}
 
 
-def pending_interrupt(conversation_id: int) -> dict | None:
+def pending_interrupt(conversation_id: int, epoch: int = 0) -> dict | None:
     """What the graph waits for on this conversation (e.g. {"kind": "confirm", "proposal_id": 3}), if anything."""
-    state = _graph().get_state(_config(conversation_id))
+    state = _graph().get_state(_config(conversation_id, epoch))
     for interrupt in state.interrupts:
         return interrupt.value
     return None
 
 
-def run_chat(*, conversation_id: int, graph_input, context: ChatContext, run: AgentRun) -> AgentRun:
-    """Stream the graph to its end or its next interrupt; record the path, the usage, the retrieved chunks
-    and the outcome."""
+def run_chat(*, conversation_id: int, graph_input, context: ChatContext, run: AgentRun, epoch: int = 0) -> AgentRun:
+    """Stream the graph to its end or its next interrupt; record the path (with each node's duration), the
+    usage, the retrieved chunks and the outcome."""
     graph = _graph()
-    config = _config(conversation_id)
+    config = _config(conversation_id, epoch)
+    mark = time.perf_counter()
     for update in graph.stream(graph_input, config, context=context, stream_mode="updates", durability="exit"):
+        now = time.perf_counter()
         for node, values in update.items():
             if node == "__interrupt__":
                 continue
             run.path.append(node)
+            run.steps.append({"node": node, "ms": round((now - mark) * 1000, 1)})
             if node == "triage" and values and values.get("intent") not in (None, "continue"):
                 run.intent = run.intent or values["intent"]
             if values and values.get("outcome"):
                 run.outcome = values["outcome"]
+        mark = now
     state = graph.get_state(config)
     run.status = AgentRun.Status.INTERRUPTED if state.interrupts else AgentRun.Status.DONE
     run.usage = [{"step": step, **asdict(usage)} for step, usage in context.tools.usages]
@@ -65,9 +73,9 @@ def run_chat(*, conversation_id: int, graph_input, context: ChatContext, run: Ag
     return run
 
 
-def turn_input(*, conversation_id: int, user_id: int, message_id: int, text: str, language: str):
+def turn_input(*, conversation_id: int, user_id: int, message_id: int, text: str, language: str, epoch: int = 0):
     """The graph input for a new user message: a fresh run, or the answer to what the graph waits for."""
-    waiting = pending_interrupt(conversation_id)
+    waiting = pending_interrupt(conversation_id, epoch)
     if waiting is not None:
         return Command(resume={"kind": "message", "text": text, "message_id": message_id})
     return {
@@ -82,7 +90,7 @@ def turn_input(*, conversation_id: int, user_id: int, message_id: int, text: str
 NOTHING_TO_RESUME = object()
 
 
-def decision_input(*, conversation_id: int, proposal_id: int, resume: dict):
+def decision_input(*, conversation_id: int, proposal_id: int, resume: dict, epoch: int = 0):
     """The graph input for the person's decision (or edit) on a proposal.
 
     Waiting at that proposal's confirmation: resume it. A run that died after the confirmation (the
@@ -90,7 +98,7 @@ def decision_input(*, conversation_id: int, proposal_id: int, resume: dict):
     has moved on (a newer request set the proposal aside): NOTHING_TO_RESUME.
     """
     graph = _graph()
-    state = graph.get_state(_config(conversation_id))
+    state = graph.get_state(_config(conversation_id, epoch))
     for interrupt in state.interrupts:
         if interrupt.value.get("proposal_id") == proposal_id:
             return Command(resume={**resume, "proposal_id": proposal_id})

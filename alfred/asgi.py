@@ -12,9 +12,9 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.urls import path  # noqa: E402
 
-from support.consumers import ChatConsumer  # noqa: E402
+from support.consumers import ChatConsumer, ConsoleConsumer  # noqa: E402
 
-websocket_urlpatterns = [path("ws/chat/", ChatConsumer.as_asgi())]
+websocket_urlpatterns = [path("ws/chat/", ChatConsumer.as_asgi()), path("ws/console/", ConsoleConsumer.as_asgi())]
 
 application = ProtocolTypeRouter(
     {

@@ -134,6 +134,12 @@ CHANNEL_LAYERS = {
     }
 }
 
+# Shared by every process (rate limits per person hold across ASGI replicas, a member's identity-provider token
+# waits here for a staff approval). Redis, as the broker and the channel layer.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "alfred"}
+}
+
 # --- Auth and sessions -----------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
 LOGIN_URL = "login"
@@ -242,8 +248,20 @@ CHAT_MAX_FRAME_BYTES = envint("CHAT_MAX_FRAME_BYTES", 16 * 1024)  # a larger Web
 CHAT_MAX_MESSAGE_CHARS = envint("CHAT_MAX_MESSAGE_CHARS", 4000)
 CHAT_FRAMES_PER_MINUTE = envint("CHAT_FRAMES_PER_MINUTE", 60)  # per connection; a burst of 10 is allowed
 CHAT_PROPOSAL_TTL = envint("CHAT_PROPOSAL_TTL", 15 * 60)  # seconds a proposal can be confirmed
+# Per person, across all their sockets and tabs (a socket also has CHAT_FRAMES_PER_MINUTE): turns they may
+# start per minute, and conversations they may open per hour. Past either, an error frame says when to retry.
+CHAT_TURNS_PER_MINUTE = envint("CHAT_TURNS_PER_MINUTE", 20)
+CHAT_CONVERSATIONS_PER_HOUR = envint("CHAT_CONVERSATIONS_PER_HOUR", 60)
+# Proposals that a member of staff approves after the member confirmed them. Rules, comma-separated:
+# manage_grant (any change that gives manage), delegated_manager (asked by a manager who is not the
+# calendar's owner), revoke (any removal), any (every proposal). Empty: no approval.
+STAFF_APPROVAL_RULES = envlist("STAFF_APPROVAL_RULES", "manage_grant,delegated_manager")
+STAFF_APPROVAL_TTL = envint("STAFF_APPROVAL_TTL", 8 * 3600)  # seconds a confirmed proposal can wait for approval
+CONSOLE_TAKE_OVER_WAIT = float(envstr("CONSOLE_TAKE_OVER_WAIT", "10"))  # seconds a take-over waits for a running turn
 CHAT_RECURSION_LIMIT = envint("CHAT_RECURSION_LIMIT", 40)  # LangGraph steps per run (its default is 10007)
 LANGGRAPH_SCHEMA = envstr("LANGGRAPH_SCHEMA", "langgraph")  # the checkpointer's tables live apart from Django's
+if set(STAFF_APPROVAL_RULES) - {"manage_grant", "delegated_manager", "revoke", "any"}:
+    raise ImproperlyConfigured("STAFF_APPROVAL_RULES takes manage_grant, delegated_manager, revoke and any")
 if LLM_PROVIDER not in ("offline", "openai"):
     raise ImproperlyConfigured("LLM_PROVIDER must be offline or openai")
 

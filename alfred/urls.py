@@ -10,7 +10,7 @@ from governance.oidc import oidc_urlpatterns
 from knowledge import api as knowledge_api
 from knowledge import reader as knowledge_reader
 from support import api as support_api
-from support import views as support_views
+from support.views import chat as chat_views
 
 api_v1 = [
     path("me/", governance_api.MeView.as_view(), name="me"),
@@ -44,9 +44,10 @@ api_v1 = [
 urlpatterns = [
     path("", governance_views.home, name="home"),
     path("healthz", healthz, name="healthz"),
-    path("chat/", support_views.chat, name="chat"),
-    path("chat/<int:conversation_id>/", support_views.chat, name="chat-conversation"),
+    path("chat/", chat_views.chat, name="chat"),
+    path("chat/<int:conversation_id>/", chat_views.chat, name="chat-conversation"),
     path("console/knowledge/", include("knowledge.urls")),
+    path("console/", include("support.urls")),
     path("kb/<slug:slug>/", knowledge_reader.article_read, name="knowledge-article"),
     path("accounts/login/", governance_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -6,13 +6,15 @@ class GovernanceConfig(AppConfig):
     verbose_name = "Governance: identity, policy and audit"
 
     def ready(self) -> None:
-        from django.contrib.auth.signals import user_login_failed
+        from django.contrib.auth.signals import user_logged_out, user_login_failed
 
         from governance import schema  # noqa: F401 — registers the API's authentication in the OpenAPI schema
         from governance.services import login_failure_record
+        from governance.sessions import on_logged_out
 
-        # Django announces failed logins only through this signal; recording them is not core flow.
+        # Django announces failed logins and logouts only through these signals.
         user_login_failed.connect(login_failure_record, dispatch_uid="governance.login_failure_record")
+        user_logged_out.connect(on_logged_out, dispatch_uid="governance.sessions.on_logged_out")
         _refresh_content_types_per_unit_of_work()
 
 

@@ -32,3 +32,14 @@ class NotFound(AlfredError):
 class Conflict(AlfredError):
     status = 409
     code = "conflict"
+
+
+class RateLimited(AlfredError):
+    """Too many of something in a window; `retry_after` says in how many seconds it is allowed again."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, detail: str, *, retry_after: int, code: str | None = None):
+        super().__init__(detail, code=code)
+        self.retry_after = retry_after

@@ -18,6 +18,7 @@ from knowledge.selectors import article_url
 from support.models import ActionProposal, Conversation
 from support.platform_client import PlatformClient
 from support.services.chat import ReplyWriter, event_publish, run_status_set
+from support.services.handoff import conversation_hand_off
 from support.services.proposals import proposal_create, proposal_execute, proposal_set_aside
 
 logger = logging.getLogger(__name__)
@@ -174,5 +175,4 @@ class SupportChatTools:
         return Outcome(proposal.status, code=proposal.result_code, detail=proposal.result_detail)
 
     def handoff(self) -> None:
-        Conversation.objects.filter(pk=self.conversation.pk).update(status=Conversation.Status.HANDED_OFF)
-        event_publish(conversation_id=self.conversation.pk, type="status", payload={"state": "handed_off", "text": ""})
+        conversation_hand_off(conversation_id=self.conversation.pk, member=self.conversation.user)

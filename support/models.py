@@ -59,11 +59,18 @@ auditlog.register(CalendarAccess)
 
 class Conversation(models.Model):
     """A chat between one practice member and Alfred. Its events are numbered (`last_seq`) so that a
-    reconnecting client catches up from the database with nothing lost or shown twice."""
+    reconnecting client catches up from the database with nothing lost or shown twice.
+
+    Who answers depends on `status`: Alfred while it is open; nobody while it waits for a person (handed
+    off: the member's messages are kept for staff); the staff member in `assignee` once they took it over;
+    nobody once closed. `graph_epoch` numbers the agent's memory: a hand-back starts a new one, so Alfred
+    continues from a clean state.
+    """
 
     class Status(models.TextChoices):
-        OPEN = "open", _("Open")
-        HANDED_OFF = "handed_off", _("Handed off to support")
+        OPEN = "open", _("With Alfred")
+        HANDED_OFF = "handed_off", _("Waiting for a person")
+        WITH_STAFF = "with_staff", _("With support staff")
         CLOSED = "closed", _("Closed")
 
     class RunStatus(models.TextChoices):
@@ -71,6 +78,7 @@ class Conversation(models.Model):
         QUEUED = "queued", _("Queued")
         RUNNING = "running", _("Working")
         WAITING = "waiting_confirmation", _("Waiting for your confirmation")
+        WAITING_APPROVAL = "waiting_approval", _("Waiting for approval by support")
         DONE = "done", _("Done")
         FAILED = "failed", _("Failed")
 
@@ -81,12 +89,26 @@ class Conversation(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
     run_status = models.CharField(max_length=24, choices=RunStatus.choices, default=RunStatus.IDLE)
     last_seq = models.PositiveIntegerField(default=0)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_conversations",
+    )
+    handed_off_at = models.DateTimeField(null=True, blank=True)  # since when it waits for a person
+    taken_over_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    graph_epoch = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-updated_at", "-id"]
-        indexes = [models.Index(fields=["user", "-updated_at"])]
+        indexes = [
+            models.Index(fields=["user", "-updated_at"]),
+            models.Index(fields=["status", "-updated_at"], name="conversation_inbox"),
+        ]
 
     def __str__(self) -> str:
         return self.title or f"Conversation {self.pk}"
@@ -98,6 +120,7 @@ class Message(models.Model):
     class Role(models.TextChoices):
         USER = "user", _("User")
         ASSISTANT = "assistant", _("Alfred")
+        STAFF = "staff", _("Support staff")
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Waiting for Alfred")  # a user message whose turn has not run yet
@@ -107,6 +130,9 @@ class Message(models.Model):
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     role = models.CharField(max_length=10, choices=Role.choices)
+    author = models.ForeignKey(  # the staff member who wrote a staff message
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     client_id = models.CharField(max_length=64, blank=True, default="")
     reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="replies")
     # What an assistant message answers, so that a retried turn rewrites its own reply instead of adding one:
@@ -138,7 +164,7 @@ class ChatEvent(models.Model):
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="events")
     seq = models.PositiveIntegerField()
-    type = models.CharField(max_length=16)  # status | message | form | result | error
+    type = models.CharField(max_length=16)  # status | message | form | result | participant
     payload = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -156,10 +182,15 @@ class ActionProposal(models.Model):
     `arguments` are the exact API arguments; `arguments_hash` binds a confirmation to them; `state_version`
     is the state they were computed from: `execute` refuses when the state moved on or the proposal expired.
     The transition confirmed → executing is one conditional UPDATE, so nothing is ever executed twice.
+
+    A proposal that the approval policy marks (`approval_reasons`) waits, once the member confirmed, for a
+    member of staff (`reviewed_by`) to approve or reject it; it still executes on the member's authority.
+    Every status change is one conditional UPDATE and one audit log entry naming its actor.
     """
 
     class Status(models.TextChoices):
         PROPOSED = "proposed", _("Proposed")
+        AWAITING_APPROVAL = "awaiting_approval", _("Waiting for staff approval")
         CONFIRMED = "confirmed", _("Confirmed")
         EXECUTING = "executing", _("Being carried out")
         EXECUTED = "executed", _("Done")
@@ -177,9 +208,15 @@ class ActionProposal(models.Model):
     before = models.JSONField(default=dict)  # {"level": "view" | None}
     after = models.JSONField(default=dict)
     state_version = models.CharField(max_length=64)
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PROPOSED)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PROPOSED)
     expires_at = models.DateTimeField()
-    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)  # the member's confirm / reject / edit
+    approval_reasons = models.JSONField(default=list, blank=True)  # the policy rules that ask for staff approval
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_reason = models.TextField(blank=True, default="")
     executed_at = models.DateTimeField(null=True, blank=True)
     result_code = models.CharField(max_length=40, blank=True, default="")
     result_detail = models.TextField(blank=True, default="")
@@ -187,6 +224,7 @@ class ActionProposal(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        indexes = [models.Index(fields=["status", "decided_at"], name="proposal_status")]
 
     def __str__(self) -> str:
         return f"{self.summary} ({self.status})"

@@ -34,8 +34,8 @@ class PlatformClient:
         self.session = requests.Session()
         self.session.headers["X-User-Token"] = user_token
 
-    def _call(self, method: str, path: str, **kwargs):
-        headers = {"Authorization": f"Bearer {mint_service_token()}"}
+    def _call(self, method: str, path: str, *, headers: dict | None = None, **kwargs):
+        headers = {"Authorization": f"Bearer {mint_service_token()}", **(headers or {})}
         response = self.session.request(method, self.base_url + path, headers=headers, timeout=self.timeout, **kwargs)
         if response.status_code >= 400:
             try:
@@ -66,8 +66,21 @@ class PlatformClient:
     def accesses(self, calendar_id: int) -> list[dict]:
         return self._all_pages(f"/calendars/{calendar_id}/access/")
 
-    def set_access(self, calendar_id: int, user_id: int, level: str) -> dict:
-        return self._call("PUT", f"/calendars/{calendar_id}/access/{user_id}/", json={"level": level})
+    def set_access(self, calendar_id: int, user_id: int, level: str, *, proposal_id: int | None = None) -> dict:
+        """`proposal_id`: the confirmed proposal this carries out (the change's audit entry links to it)."""
+        return self._call(
+            "PUT",
+            f"/calendars/{calendar_id}/access/{user_id}/",
+            json={"level": level},
+            headers=_proposal_header(proposal_id),
+        )
 
-    def revoke_access(self, calendar_id: int, user_id: int) -> None:
-        self._call("DELETE", f"/calendars/{calendar_id}/access/{user_id}/")
+    def revoke_access(self, calendar_id: int, user_id: int, *, proposal_id: int | None = None) -> None:
+        self._call("DELETE", f"/calendars/{calendar_id}/access/{user_id}/", headers=_proposal_header(proposal_id))
+
+
+PROPOSAL_HEADER = "X-Alfred-Proposal"
+
+
+def _proposal_header(proposal_id: int | None) -> dict:
+    return {PROPOSAL_HEADER: str(proposal_id)} if proposal_id is not None else {}

@@ -20,16 +20,19 @@ from agents.providers import get_chat_model
 from agents.runner import NOTHING_TO_RESUME, decision_input, run_chat, turn_input
 from support.agent_tools import SupportChatTools, user_token_for
 from support.models import ActionProposal, Conversation, Message
+from support.services.chat import TURN_LOCK_NAMESPACE as LOCK_NAMESPACE
 from support.services.chat import ReplyWriter, run_status_set, user_message_done
+from support.services.inbox import inbox_changed
 
 logger = logging.getLogger(__name__)
-LOCK_NAMESPACE = 7301  # first half of the two-key advisory lock: "chat turn"
 WAIT_COUNTDOWN = 0.2  # seconds between two tries while another run holds the conversation
 MAX_WAITS = 3000  # ≈ 10 minutes of waiting, then the turn is marked failed
 
 
 @contextmanager
 def conversation_lock(conversation_id: int):
+    """Session-level, on this task's connection. A take-over waits on the same key for its transaction
+    (support.services.handoff), so a turn and a take-over never overlap."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_NAMESPACE, conversation_id])
         acquired = cursor.fetchone()[0]
@@ -60,7 +63,11 @@ def _run(conversation: Conversation, *, message_id: int, graph_input, run: Agent
         graph_input=graph_input,
         context=ChatContext(model=get_chat_model(), tools=tools),
         run=run,
+        epoch=conversation.graph_epoch,
     )
+    if run.outcome == "handed_off":  # the hand-off's own status ("waiting for a person") stays the last word
+        Conversation.objects.filter(pk=conversation.pk).update(run_status=Conversation.RunStatus.IDLE)
+        return run
     status = (
         Conversation.RunStatus.WAITING if run.status == AgentRun.Status.INTERRUPTED else Conversation.RunStatus.DONE
     )
@@ -81,6 +88,13 @@ def run_turn(self, conversation_id: int, message_id: int, oidc_access_token: str
     with conversation_lock(conversation_id) as acquired:
         if not acquired or earlier:
             raise self.retry(countdown=WAIT_COUNTDOWN)
+        conversation.refresh_from_db(fields=["status", "graph_epoch", "language"])
+        if conversation.status != Conversation.Status.OPEN:
+            # A person took the conversation (or it waits for one, or was closed) after this message was
+            # queued: it is theirs to answer, never Alfred's, and never replayed to Alfred later.
+            user_message_done(message_id=message_id)
+            inbox_changed(conversation_id=conversation_id, reason="message")
+            return
         run = _start_run(conversation_id=conversation_id, message_id=message_id)
         try:
             run_status_set(conversation_id=conversation_id, status=Conversation.RunStatus.RUNNING)
@@ -90,6 +104,7 @@ def run_turn(self, conversation_id: int, message_id: int, oidc_access_token: str
                 message_id=message_id,
                 text=message.text,
                 language=conversation.language,
+                epoch=conversation.graph_epoch,
             )
             _run(
                 conversation,
@@ -119,7 +134,10 @@ def run_decision(self, proposal_id: int, resume: dict, oidc_access_token: str = 
     with conversation_lock(conversation.pk) as acquired:
         if not acquired:
             raise self.retry(countdown=WAIT_COUNTDOWN)
-        graph_input = decision_input(conversation_id=conversation.pk, proposal_id=proposal_id, resume=resume)
+        conversation.refresh_from_db(fields=["status", "graph_epoch"])
+        graph_input = decision_input(
+            conversation_id=conversation.pk, proposal_id=proposal_id, resume=resume, epoch=conversation.graph_epoch
+        )
         if graph_input is NOTHING_TO_RESUME:
             return  # the conversation moved on (a newer request set this proposal aside): nothing to do
         run = _start_run(conversation_id=conversation.pk, proposal_id=proposal_id)

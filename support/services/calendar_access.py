@@ -39,25 +39,33 @@ def _check_grantee(*, actor, calendar: Calendar, user, must_be_active: bool) -> 
         raise ValidationFailed(f"{user.display_name} is not an active member of this practice.", code="inactive_member")
 
 
+def _link(proposal_id: int | None) -> dict:
+    return {"proposal": proposal_id} if proposal_id is not None else {}
+
+
 def _check_level(level: str) -> None:
     if level not in AccessLevel.values:
         raise ValidationFailed(f"Unknown access level {level!r}: use view, book or manage.", code="invalid_level")
 
 
 @transaction.atomic
-def calendar_access_grant(*, actor, calendar: Calendar, user, level: str, via: str = "") -> CalendarAccess:
+def calendar_access_grant(
+    *, actor, calendar: Calendar, user, level: str, via: str = "", proposal_id: int | None = None
+) -> CalendarAccess:
     """Give `user` access at `level` to `calendar`. Conflict if they already have some: change it instead."""
     _check_level(level)
     _check_actor(actor=actor, calendar=calendar)
     _check_grantee(actor=actor, calendar=calendar, user=user, must_be_active=True)
     if CalendarAccess.objects.filter(calendar=calendar, user=user).exists():
         raise Conflict(f"{user.display_name} already has access to {calendar.name}.", code="already_granted")
-    with audit_context(actor=actor, service=via):
+    with audit_context(actor=actor, service=via, data=_link(proposal_id)):
         return CalendarAccess.objects.create(calendar=calendar, user=user, level=level, granted_by=actor)
 
 
 @transaction.atomic
-def calendar_access_change(*, actor, calendar: Calendar, user, level: str, via: str = "") -> CalendarAccess:
+def calendar_access_change(
+    *, actor, calendar: Calendar, user, level: str, via: str = "", proposal_id: int | None = None
+) -> CalendarAccess:
     """Change the level of an existing access. Changing to the same level changes nothing."""
     _check_level(level)
     _check_actor(actor=actor, calendar=calendar)
@@ -68,27 +76,29 @@ def calendar_access_change(*, actor, calendar: Calendar, user, level: str, via: 
     if access.level != level:
         access.level = level
         access.granted_by = actor
-        with audit_context(actor=actor, service=via):
+        with audit_context(actor=actor, service=via, data=_link(proposal_id)):
             access.save(update_fields=["level", "granted_by", "updated_at"])
     return access
 
 
 @transaction.atomic
-def calendar_access_set(*, actor, calendar: Calendar, user, level: str, via: str = "") -> tuple[CalendarAccess, bool]:
-    """Grant or change, whichever applies (the API's idempotent PUT). Returns (access, created)."""
+def calendar_access_set(
+    *, actor, calendar: Calendar, user, level: str, via: str = "", proposal_id: int | None = None
+) -> tuple[CalendarAccess, bool]:
+    """Grant or change, whichever applies (the API's idempotent PUT). Returns (access, created).
+    `proposal_id`: the confirmed proposal this carries out, recorded with the change."""
     exists = CalendarAccess.objects.filter(calendar=calendar, user=user).exists()
-    if exists:
-        return calendar_access_change(actor=actor, calendar=calendar, user=user, level=level, via=via), False
-    return calendar_access_grant(actor=actor, calendar=calendar, user=user, level=level, via=via), True
+    change = calendar_access_change if exists else calendar_access_grant
+    return change(actor=actor, calendar=calendar, user=user, level=level, via=via, proposal_id=proposal_id), not exists
 
 
 @transaction.atomic
-def calendar_access_revoke(*, actor, calendar: Calendar, user, via: str = "") -> None:
+def calendar_access_revoke(*, actor, calendar: Calendar, user, via: str = "", proposal_id: int | None = None) -> None:
     """Remove `user`'s access to `calendar`. NotFound if they have none. Inactive members can be revoked."""
     _check_actor(actor=actor, calendar=calendar)
     _check_grantee(actor=actor, calendar=calendar, user=user, must_be_active=False)
     access = CalendarAccess.objects.select_for_update().filter(calendar=calendar, user=user).first()
     if access is None:
         raise NotFound(f"{user.display_name} has no access to {calendar.name}.", code="access_not_found")
-    with audit_context(actor=actor, service=via):
+    with audit_context(actor=actor, service=via, data=_link(proposal_id)):
         access.delete()

@@ -13,16 +13,21 @@ import threading
 import time
 
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from governance.errors import NotFound, ValidationFailed
+from governance.errors import Conflict, NotFound, ValidationFailed
 from governance.models import Membership
+from governance.ratelimits import rate_limit_take
 from support.models import ChatEvent, Conversation, Message
+from support.services.inbox import inbox_changed
 
 logger = logging.getLogger(__name__)
 
 TITLE_LENGTH = 80
+TURN_LOCK_NAMESPACE = 7301  # first half of the two-key advisory lock of a conversation's turns (support.tasks)
+TURN_LIMIT_DETAIL = "You are sending many messages. Wait a moment, then send it again."
 
 
 def chat_group(conversation_id: int) -> str:
@@ -49,10 +54,14 @@ def _loop_for_live_frames() -> asyncio.AbstractEventLoop:
         return _live_loop[1]
 
 
-def _send_live(conversation_id: int, frame: dict) -> None:
-    message = {"type": "chat.frame", "frame": frame}
-    coroutine = get_channel_layer().group_send(chat_group(conversation_id), message)
+def group_send_live(group: str, message: dict) -> None:
+    """Send a channel-layer message to a group from sync code (a worker, a view), now."""
+    coroutine = get_channel_layer().group_send(group, message)
     asyncio.run_coroutine_threadsafe(coroutine, _loop_for_live_frames()).result(timeout=LIVE_SEND_TIMEOUT)
+
+
+def _send_live(conversation_id: int, frame: dict) -> None:
+    group_send_live(chat_group(conversation_id), {"type": "chat.frame", "frame": frame})
 
 
 _EVENT_INSERT = """
@@ -103,8 +112,11 @@ def token_publish(*, conversation_id: int, message_id: int, offset: int, text: s
 
 
 def message_payload(message: Message) -> dict:
+    """A message as the chat and the console show it; a staff message names its author and their role."""
+    author = {"name": message.author.display_name, "role": "support"} if message.author_id else None
     return {
         "message": {
+            "author": author,
             "id": message.pk,
             "role": message.role,
             "text": message.text,
@@ -118,14 +130,34 @@ def message_payload(message: Message) -> dict:
 
 
 def conversation_start(*, user, language: str = "en", organization_id: int | None = None) -> Conversation:
-    """A new conversation in one of the user's practices (their first one unless they name another)."""
+    """A new conversation in one of the user's practices (their first one unless they name another).
+
+    Limited per person (settings.CHAT_CONVERSATIONS_PER_HOUR, across all their sockets): RateLimited past it.
+    """
     memberships = Membership.objects.filter(user=user, is_active=True).order_by("organization__name")
     if organization_id is not None:
         memberships = memberships.filter(organization_id=organization_id)
     membership = memberships.first()
     if membership is None:
         raise NotFound("You are not an active member of any practice.", code="no_practice")
-    return Conversation.objects.create(user=user, organization_id=membership.organization_id, language=language)
+    turn_limit_take(user=user, peek=True)
+    rate_limit_take(
+        key=f"conversations:{user.pk}",
+        limit=settings.CHAT_CONVERSATIONS_PER_HOUR,
+        window=3600,
+        detail="You started many conversations in the last hour. Continue one of them, or wait a little.",
+    )
+    conversation = Conversation.objects.create(user=user, organization_id=membership.organization_id, language=language)
+    inbox_changed(conversation_id=conversation.pk, reason="new")
+    return conversation
+
+
+def turn_limit_take(*, user, peek: bool = False) -> None:
+    """One more turn for this person (settings.CHAT_TURNS_PER_MINUTE, across all their sockets and tabs).
+    `peek`: only check that one more is still allowed (a new conversation's first message counts once)."""
+    rate_limit_take(
+        key=f"turns:{user.pk}", limit=settings.CHAT_TURNS_PER_MINUTE, window=60, detail=TURN_LIMIT_DETAIL, peek=peek
+    )
 
 
 def run_status_set(*, conversation_id: int, status: str, text: str = "") -> None:
@@ -152,6 +184,11 @@ def message_receive(
     existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
     if existing is not None:
         return existing, False
+    if conversation.status == Conversation.Status.CLOSED:
+        raise Conflict("This conversation is closed. Start a new conversation to continue.", code="closed")
+    turn_limit_take(user=conversation.user)
+    # With a person (or waiting for one), the message is kept for them: no turn runs, Alfred says nothing.
+    held = conversation.status in (Conversation.Status.HANDED_OFF, Conversation.Status.WITH_STAFF)
     try:
         with transaction.atomic():
             message = Message.objects.create(
@@ -159,14 +196,17 @@ def message_receive(
                 role=Message.Role.USER,
                 client_id=client_id,
                 text=text,
-                status=Message.Status.PENDING,
+                status=Message.Status.COMPLETE if held else Message.Status.PENDING,
             )
             if not conversation.title:
                 conversation.title = text[:TITLE_LENGTH]
-                conversation.save(update_fields=["title", "updated_at"])
+            conversation.save(update_fields=["title", "updated_at"])
             event_publish(conversation_id=conversation.pk, type="message", payload=message_payload(message))
-            run_status_set(conversation_id=conversation.pk, status=Conversation.RunStatus.QUEUED)
-            transaction.on_commit(lambda: run_turn.delay(conversation.pk, message.pk, oidc_access_token))
+            if held:
+                inbox_changed(conversation_id=conversation.pk, reason="message")
+            else:
+                run_status_set(conversation_id=conversation.pk, status=Conversation.RunStatus.QUEUED)
+                transaction.on_commit(lambda: run_turn.delay(conversation.pk, message.pk, oidc_access_token))
     except IntegrityError:
         # The same client id at the same moment from two sockets: the other one stored it.
         return Message.objects.get(conversation=conversation, client_id=client_id), False

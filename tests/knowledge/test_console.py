@@ -80,7 +80,7 @@ def test_practice_members_get_a_403_page(client, url_name):
     response = client.get(reverse(url_name))
 
     assert response.status_code == 403
-    assert "The knowledge base console is for support staff" in page_text(response)
+    assert "This page is for support staff" in page_text(response)
 
 
 def test_members_cannot_write_either(client, make_article):

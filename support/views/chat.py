@@ -10,10 +10,11 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import render
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from governance.errors import NotFound
 from governance.selectors import user_memberships
-from support.models import AccessLevel
+from support.models import AccessLevel, Conversation
 from support.selectors import conversation_get_for_user, conversation_messages, conversations_for_user
 
 CONVERSATIONS_PER_PAGE = 30
@@ -32,6 +33,12 @@ def chat_strings() -> dict:
         "writing": _("Alfred is writing…"),
         "sources": _("Sources"),
         "new_conversation": _("New conversation"),
+        "roles": {"support": _("Support")},  # a staff message's author: "Sophie Durand · Support"
+        "participant": {
+            "joined": _("{name} from the support team joined the conversation."),
+            "left": _("{name} left the conversation. Alfred answers again."),
+        },
+        "composer": {"alfred": _("Your message to Alfred"), "support": _("Your message to support")},
         "connection": {
             "connecting": _("Connecting…"),
             "connected": _("Connected"),
@@ -63,6 +70,12 @@ def chat_strings() -> dict:
             "state_changed": _("Not done: the access changed in the meantime. Nothing was changed."),
             "api_refused": _("Not done: the platform refused the change. Nothing was changed."),
             "failed": _("Not done: something went wrong. Nothing was changed."),
+            "awaiting_approval": _("Confirmed. The support team must approve this change before it is made."),
+            "approved": _("Approved by {reviewer}. Making the change…"),
+            "refused": _("Not approved by support: {reason}. Nothing was changed."),
+            "taken_over": _("Set aside: a person from support took over. Nothing was changed."),
+            "handed_back": _("Set aside when the conversation went back to Alfred. Nothing was changed."),
+            "closed": _("Set aside: the conversation was closed. Nothing was changed."),
         },
         "errors": {
             "too_large": _("This message is too large to send."),
@@ -76,6 +89,18 @@ def chat_strings() -> dict:
             "stale_proposal": _("This proposal has changed. Reload the page to see the current one."),
             "expired": _("This proposal has expired: nothing was changed. Ask Alfred again if you still need it."),
             "already_decided": _("This proposal was already decided."),
+            "closed": _("This conversation is closed. Start a new conversation."),
+            "rate_limited": ngettext(
+                "You are sending many messages. Wait {seconds} second, then send it again.",
+                "You are sending many messages. Wait {seconds} seconds, then send it again.",
+                2,
+            ),
+            "rate_limited_one": ngettext(
+                "You are sending many messages. Wait {seconds} second, then send it again.",
+                "You are sending many messages. Wait {seconds} seconds, then send it again.",
+                1,
+            ),
+            "not_waiting": _("This conversation is no longer waiting for a person."),
             "generic": _("Something went wrong. Please try again."),
             "reference": _("Reference: {id}"),
         },
@@ -83,16 +108,49 @@ def chat_strings() -> dict:
 
 
 def state_words() -> dict:
-    """What the status line says for each run state of a conversation."""
+    """What the status line says for each run state, and for who answers the conversation when nobody runs.
+
+    `with_staff` names the person (`{name}`); `with_staff_unnamed` is for an assignee the page cannot name.
+    """
     return {
         "idle": "",
         "queued": _("Queued: Alfred will start in a moment."),
         "running": _("Alfred is working…"),
         "waiting_confirmation": _("Waiting for your confirmation."),
+        "waiting_approval": _("Waiting for approval by the support team."),
         "done": _("Done."),
         "failed": _("Failed."),
-        "handed_off": _("Passed to the support team."),
+        "handed_off": _("Waiting for a person from support. Your messages are kept for them."),
+        "with_staff": _("{name} from support is answering you."),
+        "with_staff_unnamed": _("A person from support is answering you."),
+        "closed": _("This conversation is closed. Start a new conversation to ask something else."),
     }
+
+
+# Run states that say more than who answers (the same list is in chat.js): while one of them is the latest,
+# the status line shows it; otherwise a conversation waiting for a person, with one or closed says so.
+ACTIVE_RUN_STATES = ("queued", "running", "waiting_confirmation", "waiting_approval", "failed")
+
+
+def status_line(*, run_status: str, conversation_status: str, assignee: str, strings: dict) -> tuple[str, str]:
+    """The status line's state and words (chat.js has the same rules): closed always says so; waiting for a
+    person or with one says so unless a run state is more telling; otherwise the run state."""
+    words = strings["states"]
+    if conversation_status == "closed" or (
+        conversation_status in ("handed_off", "with_staff") and run_status not in ACTIVE_RUN_STATES
+    ):
+        if conversation_status == "with_staff":
+            text = words["with_staff"].replace("{name}", assignee) if assignee else words["with_staff_unnamed"]
+        else:
+            text = words[conversation_status]
+        return conversation_status, text
+    return run_status, words.get(run_status, "")
+
+
+def participant_text(participant: dict, strings: dict) -> str:
+    """The centred line for a person from support joining or leaving (chat.js has the same rules)."""
+    sentence = strings["participant"].get(participant.get("action"), "")
+    return sentence.replace("{name}", participant.get("name") or strings["roles"]["support"])
 
 
 def level_words() -> dict:
@@ -100,17 +158,31 @@ def level_words() -> dict:
     return {level.value: str(level.label) for level in AccessLevel}
 
 
+EXPIRED_CODES = ("set_aside", "edited", "taken_over", "handed_back", "closed")  # each with its own sentence
+
+
 def result_text(result: dict, strings: dict) -> str:
-    """The sentence a proposal's form shows once it is decided (chat.js has the same rules)."""
+    """The sentence a proposal's form shows once it is decided (chat.js has the same rules).
+
+    A later result of the same proposal replaces an earlier one (confirmed, then approved, then done).
+    """
     texts = strings["result"]
     status, code = result.get("status"), result.get("code") or ""
     if status == "executed":
-        return texts["executed"].replace("{summary}", result.get("summary", ""))
+        return texts["executed"].replace("{summary}", result.get("summary") or "")
+    if status == "awaiting_approval":
+        return texts["awaiting_approval"]
+    if status == "confirmed":
+        reviewer = result.get("reviewer") or strings["roles"]["support"]
+        return texts["approved"].replace("{reviewer}", reviewer) if code == "approved" else ""
     if status == "rejected":
+        if code == "refused":
+            reason = str(result.get("reason") or "").strip().rstrip(".")  # the sentence puts its own full stop
+            return texts["refused"].replace("{reason}", reason)
         return texts["rejected"]
     if status == "expired":
-        return texts[code] if code in ("set_aside", "edited") else texts["expired"]
-    return texts.get(code) if code in ("state_changed", "api_refused") else texts["failed"]
+        return texts[code] if code in EXPIRED_CODES else texts["expired"]
+    return texts[code] if code in ("state_changed", "api_refused") else texts["failed"]
 
 
 def _proposal_view(item: dict, strings: dict) -> dict:
@@ -149,7 +221,9 @@ def chat(request, conversation_id: int | None = None):
     """The member's conversations (newest first, 30 a page) and, at /chat/<id>/, one of them with its history.
 
     Someone who is no active member of a practice gets a page saying what the chat is for; another
-    person's conversation is a 404, as is one that does not exist.
+    person's conversation is a 404, as is one that does not exist. Who answers the conversation (its
+    `status`: open, handed_off, with_staff, closed) and the name of the person from support who has it
+    shape the status line, the "Back to Alfred" notice and the composer, as chat.js does live.
     """
     if not user_memberships(user=request.user).exists():
         return render(request, "support/chat_members_only.html", status=403)
@@ -169,6 +243,14 @@ def chat(request, conversation_id: int | None = None):
             for item in conversation_messages(user=request.user, conversation_id=conversation.pk)
         ]
     run_status = conversation.run_status if conversation else ""
+    conversation_status = conversation.status if conversation else Conversation.Status.OPEN
+    assignee = ""
+    if conversation_status == Conversation.Status.WITH_STAFF and conversation.assignee_id:
+        assignee = conversation.assignee.display_name  # one more query, only while a person has it
+    status_state, status_words = status_line(
+        run_status=run_status, conversation_status=conversation_status, assignee=assignee, strings=strings
+    )
+    with_support = conversation_status in (Conversation.Status.HANDED_OFF, Conversation.Status.WITH_STAFF)
     return render(
         request,
         "support/chat.html",
@@ -178,7 +260,12 @@ def chat(request, conversation_id: int | None = None):
             "items": items,
             "last_seq": conversation.last_seq if conversation else 0,
             "run_status": run_status,
-            "status_words": strings["states"].get(run_status, ""),
+            "conversation_status": conversation_status,
+            "assignee": assignee,
+            "closed": conversation_status == Conversation.Status.CLOSED,
+            "status_state": status_state,
+            "status_words": status_words,
+            "composer_label": strings["composer"]["support" if with_support else "alfred"],
             "chat_strings": strings,
             "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
         },
@@ -186,6 +273,8 @@ def chat(request, conversation_id: int | None = None):
 
 
 def _item_view(item: dict, strings: dict) -> dict:
+    if item["kind"] == "participant":
+        return {**item, "text": participant_text(item["participant"], strings)}
     if item["kind"] != "form":
         return item
     if item["form"].get("kind") == "proposal":
