@@ -18,6 +18,7 @@ from typing import Literal
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from governance.errors import AlfredError, RateLimited
@@ -112,6 +113,7 @@ class SessionSocket(AsyncWebsocketConsumer):
             session_key=self.session_key, user=self.user, room=self.room
         ):
             return await self.close(code=CLOSE_UNAUTHENTICATED)
+        ContentType.objects.clear_cache()  # per unit of work, as for requests and tasks (governance/apps.py)
         raw = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", "replace")
         if len(raw.encode()) > settings.CHAT_MAX_FRAME_BYTES:
             return await self.error("too_large", f"Frames are limited to {settings.CHAT_MAX_FRAME_BYTES} bytes.")

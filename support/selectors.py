@@ -89,9 +89,12 @@ def conversation_catch_up(*, conversation, after: int) -> list[dict]:
 def conversation_messages(*, user, conversation_id: int) -> list[dict]:
     """What the chat page shows of one of the user's conversations, from its stored events, in order.
 
-    Items are {"kind": "message", "seq", "message": {...}} and {"kind": "form", "seq", "form": {...},
-    "result": {...} | None}; status events only move `seq` on. A message stored twice (a retried reply)
-    keeps its first place and its latest text. Empty for anyone else's conversation. One query.
+    Items are {"kind": "message", "seq", "message": {...}} (a staff message names its `author`),
+    {"kind": "form", "seq", "form": {...}, "result": {...} | None} (a proposal's latest result: confirmed,
+    then approved, then done replace each other) and {"kind": "participant", "seq", "participant":
+    {action, name, role}} (a person from support joined or left); status events only move `seq` on. A message
+    stored twice (a retried reply) keeps its first place and its latest text. Empty for anyone else's
+    conversation. One query.
     """
     events = ChatEvent.objects.filter(conversation_id=conversation_id, conversation__user=user).only(
         "seq", "type", "payload"
@@ -115,7 +118,9 @@ def conversation_messages(*, user, conversation_id: int) -> list[dict]:
                 proposals[payload.get("proposal", {}).get("id")] = item
             items.append(item)
         elif event.type == "result" and payload.get("proposal") in proposals:
-            proposals[payload["proposal"]]["result"] = payload
+            proposals[payload["proposal"]]["result"] = payload  # in seq order: the latest one stays
+        elif event.type == "participant":
+            items.append({"kind": "participant", "seq": event.seq, "participant": payload})
     answered = False  # a question is answered once the person wrote after it
     for item in reversed(items):
         if item["kind"] == "message" and item["message"].get("role") == "user":

@@ -7,13 +7,14 @@ broker, and the retried turn starts over safely (the reply, the proposal and the
 """
 
 import logging
+import time
 from contextlib import contextmanager
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import connection
 
-from agents.graphs.chat.texts import say
+from agents.graphs.chat.texts import outcome_text, say
 from agents.graphs.chat.tools import ChatContext
 from agents.models import AgentRun
 from agents.providers import get_chat_model
@@ -65,8 +66,7 @@ def _run(conversation: Conversation, *, message_id: int, graph_input, run: Agent
         run=run,
         epoch=conversation.graph_epoch,
     )
-    if run.outcome == "handed_off":  # the hand-off's own status ("waiting for a person") stays the last word
-        Conversation.objects.filter(pk=conversation.pk).update(run_status=Conversation.RunStatus.IDLE)
+    if run.outcome == "handed_off":  # the hand-off's own status event ("waiting for a person") is the last word
         return run
     status = (
         Conversation.RunStatus.WAITING if run.status == AgentRun.Status.INTERRUPTED else Conversation.RunStatus.DONE
@@ -93,6 +93,9 @@ def run_turn(self, conversation_id: int, message_id: int, oidc_access_token: str
             # A person took the conversation (or it waits for one, or was closed) after this message was
             # queued: it is theirs to answer, never Alfred's, and never replayed to Alfred later.
             user_message_done(message_id=message_id)
+            Conversation.objects.filter(pk=conversation_id, run_status=Conversation.RunStatus.QUEUED).update(
+                run_status=Conversation.RunStatus.IDLE
+            )
             inbox_changed(conversation_id=conversation_id, reason="message")
             return
         run = _start_run(conversation_id=conversation_id, message_id=message_id)
@@ -139,7 +142,12 @@ def run_decision(self, proposal_id: int, resume: dict, oidc_access_token: str = 
             conversation_id=conversation.pk, proposal_id=proposal_id, resume=resume, epoch=conversation.graph_epoch
         )
         if graph_input is NOTHING_TO_RESUME:
-            return  # the conversation moved on (a newer request set this proposal aside): nothing to do
+            proposal.refresh_from_db(fields=["status"])
+            if proposal.status == ActionProposal.Status.CONFIRMED and resume.get("decision") == "confirm":
+                # Approved by staff after the graph moved on (the member wrote again meanwhile): carry it out
+                # all the same, with the same tool the graph's execute node uses, and say so.
+                _execute_approved(conversation, proposal, oidc_access_token=oidc_access_token)
+            return  # otherwise the conversation moved on (a newer request set this proposal aside)
         run = _start_run(conversation_id=conversation.pk, proposal_id=proposal_id)
         try:
             run_status_set(conversation_id=conversation.pk, status=Conversation.RunStatus.RUNNING)
@@ -156,6 +164,34 @@ def run_decision(self, proposal_id: int, resume: dict, oidc_access_token: str = 
                 conversation, turn_key=f"proposal:{proposal_id}", reply_to_id=proposal.message_id, error=repr(exc)
             )
             raise
+
+
+def _execute_approved(conversation: Conversation, proposal: ActionProposal, *, oidc_access_token: str) -> None:
+    """A proposal approved after the graph stopped waiting for it, carried out with the graph's own tool."""
+    from django.utils import timezone
+
+    run = _start_run(conversation_id=conversation.pk, proposal_id=proposal.pk)
+    tools = SupportChatTools(
+        conversation=conversation,
+        message_id=proposal.message_id,
+        user_token=user_token_for(conversation.user, oidc_access_token=oidc_access_token),
+    )
+    started = time.perf_counter()
+    try:
+        run_status_set(conversation_id=conversation.pk, status=Conversation.RunStatus.RUNNING)
+        outcome = tools.execute(proposal_id=proposal.pk)
+        tools.say(outcome_text(conversation.language, outcome), key=f"proposal:{proposal.pk}")
+        run_status_set(conversation_id=conversation.pk, status=Conversation.RunStatus.DONE)
+    except Exception as exc:  # noqa: BLE001 — told to the person, then re-raised for the worker's log
+        _record_failure(run, repr(exc))
+        _fail_visibly(
+            conversation, turn_key=f"proposal:{proposal.pk}", reply_to_id=proposal.message_id, error=repr(exc)
+        )
+        raise
+    run.path = ["execute"]
+    run.steps = [{"node": "execute", "ms": round((time.perf_counter() - started) * 1000, 1)}]
+    run.status, run.outcome, run.finished_at = AgentRun.Status.DONE, outcome.status, timezone.now()
+    run.save(update_fields=["path", "steps", "status", "outcome", "finished_at"])
 
 
 def _start_run(*, conversation_id: int, message_id: int | None = None, proposal_id: int | None = None) -> AgentRun:

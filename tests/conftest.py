@@ -54,6 +54,15 @@ def practice(db) -> Practice:
     )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_cache():
+    """Per-person rate-limit counters of an earlier run (same user ids in a recreated test database) must not
+    count against this one. Only those keys: the database also holds the broker's queues and the channel layer."""
+    from tests.support.console_data import rate_limits_reset
+
+    rate_limits_reset()
+
+
 @pytest.fixture(scope="session")
 def asgi_server(django_db_setup):
     """A real daphne process serving Alfred (HTTP and WebSocket) on the test database."""

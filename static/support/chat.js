@@ -5,6 +5,10 @@
  * stored event is shown once (deduplicated by seq), tokens are applied by offset, unacknowledged
  * messages are sent again with the same client id after a reconnect. Text is only ever set with
  * textContent; every sentence comes from the catalogue the server translated (#chat-strings).
+ *
+ * Who answers the conversation (data-conversation-status on #chat: open, handed_off, with_staff, closed)
+ * follows the status events; it shapes the status line, the "Back to Alfred" notice and the composer the
+ * way support/views/chat.py renders them after a reload.
  */
 (function () {
   "use strict";
@@ -28,6 +32,12 @@
     error: $("chat-error"),
     list: $("chat-list-items"),
     listEmpty: $("chat-list-empty"),
+    handoff: $("chat-handoff"),
+    cancelHandoff: $("chat-cancel-handoff"),
+    inputLabel: $("chat-input-label"),
+    inputHint: $("chat-input-hint"),
+    send: $("chat-send"),
+    closed: $("chat-closed"),
   };
 
   const MIN_DELAY = 1000;
@@ -36,6 +46,10 @@
   const TITLE_LENGTH = 80;
   const RESENT_CONFIRM_ERRORS = new Set(["already_decided"]);
   const DECISION_ERRORS = ["stale_proposal", "expired", "already_decided", "not_found", "invalid_decision", "invalid_values", "invalid"];
+  // Run states that say more than who answers (support/views/chat.py has the same list and rules).
+  const ACTIVE_RUN_STATES = new Set(["queued", "running", "waiting_confirmation", "waiting_approval", "failed"]);
+  const EXPIRED_CODES = new Set(["set_aside", "edited", "taken_over", "handed_back", "closed"]);
+  const CONVERSATION_STATES = new Set(["handed_off", "with_staff", "closed"]); // status events that change hands
 
   const state = {
     conversation: root.dataset.conversation ? Number(root.dataset.conversation) : null,
@@ -56,6 +70,11 @@
     decision: null, // the confirm frame sent last, until its result (re-sent after a reconnect)
     resumed: false, // this socket caught up with the conversation
     streaming: new Set(), // assistant message ids still being written
+    conversationStatus: root.dataset.conversationStatus || "open", // who answers: open, handed_off, with_staff, closed
+    assignee: root.dataset.assignee || "", // the name of the person from support who has it
+    runState: root.dataset.runStatus || "",
+    runText: "",
+    cancelPending: false, // "Back to Alfred" was asked for and not answered yet (sent again after a reconnect)
   };
 
   // --- small helpers ------------------------------------------------------------------------------
@@ -210,7 +229,9 @@
     }
     switch (frame.type) {
       case "status":
-        return setStatus(frame.state, frame.text);
+        return onStatus(frame);
+      case "participant":
+        return onParticipant(frame);
       case "token":
         return onToken(frame);
       case "message":
@@ -248,6 +269,7 @@
 
   function onError(frame) {
     const code = frame.code || "";
+    if (code === "closed") setConversationStatus("closed", "");
     if (frame.ref && state.unacked.has(frame.ref)) {
       const entry = state.unacked.get(frame.ref);
       state.unacked.delete(frame.ref);
@@ -259,6 +281,11 @@
         record.note.textContent = T.not_sent;
       }
       if (!els.input.value) els.input.value = entry.text; // give the text back to fix and send again
+    } else if (state.cancelPending && (code === "not_waiting" || (code === "not_found" && !state.decision))) {
+      // Nobody waits to take it any more (a person took it, or it went back to Alfred): the events say which.
+      state.cancelPending = false;
+      els.cancelHandoff.disabled = false;
+      els.handoff.hidden = true;
     } else if (state.decision && DECISION_ERRORS.includes(code)) {
       const decision = state.decision;
       state.decision = null;
@@ -274,6 +301,11 @@
   }
 
   function message(frame) {
+    if (frame.code === "rate_limited") {
+      const seconds = Math.max(1, Math.ceil(Number(frame.retry_after) || 0));
+      if (!frame.retry_after) return T.errors.too_fast;
+      return fmt(seconds === 1 ? T.errors.rate_limited_one : T.errors.rate_limited, { seconds });
+    }
     return T.errors[frame.code] || T.errors.generic;
   }
 
@@ -283,23 +315,116 @@
 
   function onResumed(frame) {
     if (typeof frame.last_seq === "number") state.lastSeq = Math.max(state.lastSeq, frame.last_seq);
-    if (frame.run_status && frame.run_status !== els.status.dataset.state) setStatus(frame.run_status, "");
+    if (frame.run_status && frame.run_status !== state.runState) setRunState(frame.run_status, "");
     if (!state.resumed) {
       state.resumed = true;
       flushOutbox();
+      sendCancelHandoff();
     }
   }
 
-  function setStatus(name, text) {
-    els.status.dataset.state = name || "";
-    const words = T.states[name] || "";
-    els.statusText.textContent = text && name === "running" ? words + " " + text : words || text || "";
+  // A status event is a run state (queued, running, done…) or a change of hands: waiting for a person
+  // (handed_off), a person answering (with_staff, text: their name), closed, or back to Alfred (idle).
+  function onStatus(frame) {
+    const name = frame.state || "";
+    if (CONVERSATION_STATES.has(name)) {
+      setConversationStatus(name, name === "with_staff" ? frame.text || "" : "");
+      setRunState("idle", "");
+    } else {
+      if (name === "idle" && state.conversationStatus !== "closed") setConversationStatus("open", "");
+      setRunState(name, frame.text);
+    }
+  }
+
+  function setRunState(name, text) {
+    state.runState = name || "";
+    state.runText = text || "";
+    renderStatus();
+  }
+
+  // The same rules as status_line() in support/views/chat.py.
+  function renderStatus() {
+    const words = T.states;
+    const conversation = state.conversationStatus;
+    const run = state.runState;
+    if (conversation === "closed" || ((conversation === "handed_off" || conversation === "with_staff") && !ACTIVE_RUN_STATES.has(run))) {
+      els.status.dataset.state = conversation;
+      if (conversation === "with_staff") {
+        els.statusText.textContent = state.assignee ? fmt(words.with_staff, { name: state.assignee }) : words.with_staff_unnamed;
+      } else {
+        els.statusText.textContent = words[conversation] || "";
+      }
+      return;
+    }
+    els.status.dataset.state = run;
+    const text = state.runText;
+    const shown = words[run] || "";
+    els.statusText.textContent = text && run === "running" ? shown + " " + text : shown || text || "";
+  }
+
+  function setConversationStatus(name, assignee) {
+    if (state.conversationStatus === "closed") name = "closed"; // a closed conversation stays closed
+    state.conversationStatus = name;
+    state.assignee = name === "with_staff" ? assignee : "";
+    root.dataset.conversationStatus = name;
+    root.dataset.assignee = state.assignee;
+    const waiting = name === "handed_off";
+    if (!waiting) state.cancelPending = false;
+    els.handoff.hidden = !waiting;
+    els.cancelHandoff.disabled = state.cancelPending;
+    const closed = name === "closed";
+    els.inputLabel.textContent = waiting || name === "with_staff" ? T.composer.support : T.composer.alfred;
+    els.input.disabled = closed;
+    els.send.disabled = closed;
+    els.inputHint.hidden = closed;
+    els.closed.hidden = !closed;
+    if (closed) {
+      els.composer.dataset.closed = "true";
+      closeChoices();
+    } else {
+      delete els.composer.dataset.closed;
+    }
+    renderStatus();
+  }
+
+  // --- back to Alfred ------------------------------------------------------------------------------
+  function cancelHandoff() {
+    if (state.conversationStatus !== "handed_off" || state.conversation === null || state.cancelPending) return;
+    state.cancelPending = true;
+    els.cancelHandoff.disabled = true;
+    els.error.textContent = "";
+    sendCancelHandoff();
+  }
+
+  function sendCancelHandoff() {
+    // Not connected: it goes out once the page has caught up after the reconnect (if still waiting then).
+    if (!state.cancelPending || !state.resumed) return;
+    sendFrame({ type: "cancel_handoff", conversation: state.conversation });
+  }
+
+  function onParticipant(frame) {
+    append(el("p", { className: "chat-system", "data-seq": frame.seq, "data-action": frame.action }, participantText(frame)));
+  }
+
+  // The same rules as participant_text() in support/views/chat.py.
+  function participantText(frame) {
+    const sentence = T.participant[frame.action] || "";
+    return fmt(sentence, { name: frame.name || T.roles.support });
   }
 
   // --- messages ----------------------------------------------------------------------------------
-  function bubble(role, text, attrs) {
+  // "You", "Alfred", or a person from support: "Sophie Durand · Support" (as _chat_message.html).
+  function authorLabel(role, author) {
+    if (role === "user") return T.you;
+    if (role !== "staff") return T.alfred;
+    const roleWord = T.roles.support;
+    const name = author && typeof author === "object" && author.name ? String(author.name) : "";
+    return name ? name + " · " + roleWord : roleWord;
+  }
+
+  function bubble(role, text, attrs, author) {
     const node = el("div", Object.assign({ className: "msg msg-" + role }, attrs || {}));
-    node.appendChild(el("p", { className: "msg-author" }, role === "user" ? T.you : T.alfred));
+    node.appendChild(el("p", { className: "msg-author" }, authorLabel(role, author)));
     const textNode = el("p", { className: "msg-text" }, text);
     const note = el("p", { className: "msg-note" });
     node.append(textNode, note);
@@ -413,6 +538,19 @@
       record.complete = true;
       return;
     }
+    if (data.role === "staff") {
+      // A person from support: sent whole, never streamed.
+      let record = state.messages.get(data.id);
+      if (record) {
+        setText(record, data.text || "");
+      } else {
+        record = bubble("staff", data.text || "", {}, data.author);
+        bindMessage(record, data.id);
+        append(record.node);
+      }
+      record.complete = true;
+      return;
+    }
     const record = assistantRecord(data.id);
     if (data.status === "streaming") {
       if (record.complete) return;
@@ -447,6 +585,10 @@
   }
 
   function sendMessage(raw) {
+    if (state.conversationStatus === "closed") {
+      showError(T.errors.closed);
+      return false;
+    }
     const text = String(raw || "").trim();
     if (!text) {
       showError(T.errors.empty_message);
@@ -581,12 +723,21 @@
     record.result.textContent = resultText(frame);
   }
 
+  // The same rules as result_text() in support/views/chat.py. A later result replaces an earlier one.
   function resultText(frame) {
     const texts = T.result;
     const code = frame.code || "";
     if (frame.status === "executed") return fmt(texts.executed, { summary: frame.summary || "" });
-    if (frame.status === "rejected") return texts.rejected;
-    if (frame.status === "expired") return code === "set_aside" || code === "edited" ? texts[code] : texts.expired;
+    if (frame.status === "awaiting_approval") return texts.awaiting_approval;
+    if (frame.status === "confirmed") {
+      return code === "approved" ? fmt(texts.approved, { reviewer: frame.reviewer || T.roles.support }) : "";
+    }
+    if (frame.status === "rejected") {
+      if (code !== "refused") return texts.rejected;
+      const reason = String(frame.reason || "").trim().replace(/\.+$/, ""); // the sentence puts its own full stop
+      return fmt(texts.refused, { reason });
+    }
+    if (frame.status === "expired") return EXPIRED_CODES.has(code) ? texts[code] : texts.expired;
     return texts[code] && (code === "state_changed" || code === "api_refused") ? texts[code] : texts.failed;
   }
 
@@ -670,6 +821,7 @@
     if (els.error.textContent) els.error.textContent = "";
   });
   els.reconnect.addEventListener("click", reconnectNow);
+  els.cancelHandoff.addEventListener("click", cancelHandoff);
   window.addEventListener("online", reconnectNow);
   window.addEventListener("offline", () => {
     if (!state.connected) setConnection("offline");
@@ -705,6 +857,9 @@
     get unacknowledged() {
       return Array.from(state.unacked.keys());
     },
+    get conversationStatus() {
+      return state.conversationStatus;
+    },
     onFrame: null, // called with each frame after it was handled
     dropConnection() {
       // Closes the socket as a network failure would: the page reconnects and resumes.
@@ -717,6 +872,6 @@
   window.alfredChat = api;
 
   adoptRenderedHistory();
-  setStatus(root.dataset.runStatus || "", "");
+  setConversationStatus(state.conversationStatus, state.assignee);
   connect();
 })();

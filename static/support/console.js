@@ -76,7 +76,10 @@
     }
     state.refreshing = true;
     try {
-      const response = await fetch(location.href, { credentials: "same-origin", headers: { Accept: "text/html" } });
+      // live=1: the page without its one-time messages ("Taken over", "Approved"), which stay for the tab that acted.
+      const url = new URL(location.href);
+      url.searchParams.set("live", "1");
+      const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
       if (!response.ok) return;
       const page = new DOMParser().parseFromString(await response.text(), "text/html");
       const fresh = page.getElementById(part.id);
@@ -157,6 +160,13 @@
     state.ended = true;
     clearTimeout(state.timer);
     if (state.socket) state.socket.close(1000);
+  });
+  window.addEventListener("pageshow", (event) => {
+    if (!event.persisted) return; // back from the browser's page cache: watch again
+    state.ended = false;
+    state.socket = null;
+    state.attempt = 1; // counted as a reconnect: the page is re-read once watching, so nothing is missed
+    connect();
   });
 
   const api = { refreshes: 0, onFrame: null, refresh };

@@ -124,6 +124,10 @@ class EvaluationEnvironment:
             ALLOWED_HOSTS=hosts,
             OIDC_ENABLED=False,
             CHANNEL_LAYERS={"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}},
+            # A dataset plays many turns a minute for the same people (each case's world reuses their ids):
+            # the per-person limits protect a live service, not what an evaluation measures.
+            CHAT_TURNS_PER_MINUTE=0,
+            CHAT_CONVERSATIONS_PER_HOUR=0,
         )
 
     def _create_database(self) -> None:

@@ -3,7 +3,8 @@
 `say` is what the chat consumer does with a message frame: `message_receive`, whose turn (`run_turn`,
 the real graph with the configured provider, the tools and the platform API) runs on commit — eagerly,
 in this process (see `environment`). `confirm` is what it does with a confirm frame on the pending
-proposal, as shown (its id and hash): `proposal_decide` as the person, then `run_decision` on commit.
+proposal, as shown (its id and hash): `proposal_decide` as the person, then `run_decision` on commit; a
+proposal that the approval policy holds is approved at once by an evaluation reviewer (support staff).
 A `confirm` with nothing pending does nothing and is noted.
 """
 
@@ -15,12 +16,12 @@ from django.db import transaction
 
 from agents.models import AgentRun
 from agents.providers.offline.text import detect_language
-from governance.errors import Conflict, NotFound, ValidationFailed
+from governance.errors import Conflict, NotAllowed, NotFound, ValidationFailed
 from support.evaluation.dataset import Case, Turn
 from support.evaluation.world import BuiltWorld
 from support.models import ActionProposal, Conversation, Message
 from support.services.chat import conversation_start, message_receive
-from support.services.proposals import proposal_decide
+from support.services.proposals import proposal_approve, proposal_decide
 from support.tasks import run_decision
 
 NOTHING_TO_CONFIRM = "nothing to confirm"
@@ -92,8 +93,25 @@ def _confirm(played: PlayedCase, user, turn: Turn) -> PlayedTurn:
             proposal = proposal_decide(
                 user=user, proposal_id=pending.pk, hash=pending.arguments_hash, decision=decision
             )
-            resume = {"kind": "decision", "decision": decision}
-            transaction.on_commit(lambda: run_decision.delay(proposal.pk, resume))
-    except (Conflict, NotFound, ValidationFailed) as refusal:
+            if proposal.status == ActionProposal.Status.AWAITING_APPROVAL:
+                # The dataset plays the member, not support: a member of staff approves as soon as asked,
+                # through the same service as the console (which then runs the decision).
+                proposal_approve(staff=_reviewer(), proposal_id=proposal.pk, hash=proposal.arguments_hash)
+                decision = "confirm, approved by staff"
+            else:
+                resume = {"kind": "decision", "decision": decision}
+                transaction.on_commit(lambda: run_decision.delay(proposal.pk, resume))
+    except (Conflict, NotAllowed, NotFound, ValidationFailed) as refusal:
         return PlayedTurn(kind="confirm", latency_ms=0.0, ran=False, note=f"{decision} refused: {refusal}")
     return PlayedTurn(kind="confirm", latency_ms=0.0, ran=True, note=f"proposal {proposal.pk}: {decision}")
+
+
+def _reviewer():
+    """The support staff member who approves in an evaluation (never one of the world's members)."""
+    from django.contrib.auth import get_user_model
+
+    reviewer, _ = get_user_model().objects.get_or_create(
+        username="evaluation.reviewer",
+        defaults={"first_name": "Evaluation", "last_name": "Reviewer", "platform_role": "support"},
+    )
+    return reviewer

@@ -187,10 +187,14 @@ def message_receive(
     if conversation.status == Conversation.Status.CLOSED:
         raise Conflict("This conversation is closed. Start a new conversation to continue.", code="closed")
     turn_limit_take(user=conversation.user)
-    # With a person (or waiting for one), the message is kept for them: no turn runs, Alfred says nothing.
-    held = conversation.status in (Conversation.Status.HANDED_OFF, Conversation.Status.WITH_STAFF)
     try:
         with transaction.atomic():
+            # Read under the row's lock: a take-over or a close committing now comes before or after, never between.
+            status = Conversation.objects.select_for_update().values_list("status", flat=True).get(pk=conversation.pk)
+            if status == Conversation.Status.CLOSED:
+                raise Conflict("This conversation is closed. Start a new conversation to continue.", code="closed")
+            # With a person (or waiting for one), the message is kept for them: no turn runs, Alfred says nothing.
+            held = status in (Conversation.Status.HANDED_OFF, Conversation.Status.WITH_STAFF)
             message = Message.objects.create(
                 conversation=conversation,
                 role=Message.Role.USER,

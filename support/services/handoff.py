@@ -12,7 +12,7 @@ person answered are never replayed to it.
 """
 
 from django.conf import settings
-from django.db import OperationalError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -64,7 +64,13 @@ def conversation_hand_off(*, conversation_id: int, member) -> bool:
         return False
     conversation = _conversation(conversation_id)
     _log(conversation, Status.OPEN, actor=member, decision="hand_off")
-    event_publish(conversation_id=conversation_id, type="status", payload={"state": "handed_off", "text": ""})
+    # The run status goes idle with the same event: a client resuming now must not see Alfred "working".
+    event_publish(
+        conversation_id=conversation_id,
+        type="status",
+        payload={"state": "handed_off", "text": ""},
+        run_status=Conversation.RunStatus.IDLE,
+    )
     inbox_changed(conversation_id=conversation_id, reason="handoff")
     return True
 
@@ -82,6 +88,7 @@ def conversation_hand_off_cancel(*, member, conversation_id: int) -> Conversatio
             raise Conflict("Nobody is waiting to take this conversation now.", code="not_waiting")
         conversation.refresh_from_db()
         _log(conversation, Status.HANDED_OFF, actor=member, decision="hand_off_cancel")
+        proposals_set_aside(conversation_id=conversation_id, actor=member, code="handed_back")
         run_status_set(conversation_id=conversation_id, status=Conversation.RunStatus.IDLE, text="")
         inbox_changed(conversation_id=conversation_id, reason="hand_back")
     return conversation
@@ -168,10 +175,13 @@ def conversation_close(*, staff, conversation_id: int) -> Conversation:
     """Close it: nobody answers any more; the member can start a new conversation."""
     _staff_only(staff)
     conversation = _conversation(conversation_id)
+    if conversation.status == Status.CLOSED:
+        raise Conflict("This conversation is closed already.", code="closed")
     if conversation.status == Status.WITH_STAFF and conversation.assignee_id != staff.pk:
         raise Conflict("Only the person who took this conversation over can close it.", code="not_yours")
     before = conversation.status
     with transaction.atomic():
+        _wait_for_running_turn(conversation_id)
         updated = Conversation.objects.filter(pk=conversation_id, status=before).update(
             status=Status.CLOSED, closed_at=timezone.now(), assignee=None
         )
@@ -202,14 +212,19 @@ def staff_message_send(*, staff, conversation_id: int, text: str, client_id: str
     conversation = _conversation(conversation_id)
     if conversation.status != Status.WITH_STAFF or conversation.assignee_id != staff.pk:
         raise Conflict("Take this conversation over before you reply.", code="not_yours")
-    if client_id:
-        existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
-        if existing is not None:
-            return existing, False
-    with transaction.atomic():
-        message = Message.objects.create(
-            conversation=conversation, role=Message.Role.STAFF, author=staff, client_id=client_id, text=text
-        )
-        event_publish(conversation_id=conversation_id, type="message", payload=message_payload(message))
-        Conversation.objects.filter(pk=conversation_id).update(updated_at=timezone.now())
+    mine = Message.objects.filter(conversation=conversation, role=Message.Role.STAFF, author=staff)
+    if client_id and (existing := mine.filter(client_id=client_id).first()) is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                conversation=conversation, role=Message.Role.STAFF, author=staff, client_id=client_id, text=text
+            )
+            event_publish(conversation_id=conversation_id, type="message", payload=message_payload(message))
+            Conversation.objects.filter(pk=conversation_id).update(updated_at=timezone.now())
+    except IntegrityError:  # the same reply at the same moment (a double submit): the other one stored it
+        existing = mine.filter(client_id=client_id).first()
+        if existing is None:
+            raise ValidationFailed("This reply's id is taken; send it again.", code="duplicate_id") from None
+        return existing, False
     return message, True

@@ -213,8 +213,9 @@ def proposal_edit(*, user, proposal_id: int, hash: str, values: dict) -> ActionP
 
 
 def proposal_set_aside(*, proposal_id: int, actor=None, code: str = "set_aside") -> None:
-    """A newer request (or a person taking the conversation over) replaces a proposal that was not decided."""
-    proposal = ActionProposal.objects.filter(pk=proposal_id, status__in=UNDECIDED).first()
+    """A newer request replaces a proposal the member has not decided on. One they confirmed (waiting for staff
+    approval) stays: a follow-up message must not withdraw it; it runs when approved (tasks.run_decision)."""
+    proposal = ActionProposal.objects.filter(pk=proposal_id, status=Status.PROPOSED).first()
     if proposal is not None:
         _expire(proposal, actor=actor, code=code)
 

@@ -54,6 +54,11 @@ def state_names() -> dict[str, str]:
     }
 
 
+def _live(request) -> bool:
+    """console.js re-reading the page: leave the one-time messages for the page that acted."""
+    return request.GET.get("live") == "1"
+
+
 def console_strings() -> dict:
     """The sentences console.js shows (translated here, handed over with json_script)."""
     return {
@@ -128,11 +133,9 @@ def inbox(request):
         "filters": form,
         "filtered": any([filters.q, filters.organization_id, filters.language, filters.since, filters.until]),
         "console_strings": console_strings(),
+        "live": _live(request),
     }
-    template = (
-        "support/console/_inbox_list.html" if request.GET.get("fragment") == "list" else "support/console/inbox.html"
-    )
-    return render(request, template, context)
+    return render(request, "support/console/inbox.html", context)
 
 
 def _ordered_counts():
@@ -154,6 +157,7 @@ def conversation(request, conversation_id: int):
         "transcript": transcript,
         "mine": found.status == Conversation.Status.WITH_STAFF and found.assignee_id == request.user.pk,
         "console_strings": console_strings(),
+        "live": _live(request),
     }
     return render(request, "support/console/conversation.html", context)
 
@@ -164,7 +168,8 @@ def approvals(request):
     """Proposals waiting for approval, oldest first, with their plain words, exact arguments and why."""
     page = Paginator(approval_queue(), PROPOSALS_PER_PAGE).get_page(request.GET.get("page"))
     _for_review(page.object_list)
-    return render(request, "support/console/approvals.html", {"page_obj": page, "console_strings": console_strings()})
+    context = {"page_obj": page, "console_strings": console_strings(), "live": _live(request)}
+    return render(request, "support/console/approvals.html", context)
 
 
 def _back(request, default: str):

@@ -16,7 +16,7 @@ import pytest
 from auditlog.models import LogEntry
 from playwright.sync_api import expect
 
-from support.models import CalendarAccess, Conversation, Message
+from support.models import ActionProposal, CalendarAccess, Conversation, Message
 from tests.browser import DEFAULT_TIMEOUT_MS, browser, page  # noqa: F401
 from tests.factories import CalendarAccessFactory, CalendarFactory, MembershipFactory, OrganizationFactory, UserFactory
 from tests.support.chat_client import wait_until_idle
@@ -131,7 +131,13 @@ def test_anna_confirms_a_proposal_and_the_access_is_granted(page, asgi_server, h
     access = CalendarAccess.objects.get(calendar=harbour.novak_surgery, user=harbour.tomas)
     assert access.level == "book"
     entries = LogEntry.objects.get_for_object(access)
-    assert [(e.actor_id, e.additional_data) for e in entries] == [(harbour.anna.pk, {"service": "agents"})]
+    proposal = ActionProposal.objects.get(conversation__user=harbour.anna)
+    assert [(e.actor_id, e.additional_data) for e in entries] == [
+        (
+            harbour.anna.pk,
+            {"service": "agents", "proposal": proposal.pk},
+        )  # the change names the proposal it carries out
+    ]
 
     # Reloaded, the page shows the same history from the server, the form decided.
     page.reload()
@@ -316,6 +322,58 @@ def test_the_page_is_in_french_for_a_french_browser(browser, asgi_server, harbou
         assert CalendarAccess.objects.get(calendar=harbour.novak_surgery, user=harbour.tomas).level == "book"
     finally:
         context.close()
+
+
+def test_a_person_from_support_live_and_after_a_reload(page, asgi_server, harbour):  # noqa: F811
+    """Against the real server (no turn runs): Back to Alfred, then a person takes over, answers and closes."""
+    from support.services.chat import event_publish
+    from support.services.handoff import conversation_close, conversation_take_over, staff_message_send
+
+    sophie = UserFactory(username="sophie", first_name="Sophie", last_name="Durand", platform_role="support")
+    conversation = Conversation.objects.create(
+        user=harbour.anna, organization=harbour.org, title="A person please", status="handed_off"
+    )
+    event_publish(conversation_id=conversation.pk, type="status", payload={"state": "handed_off", "text": ""})
+    log_in(page, asgi_server, "anna")
+    open_chat(page, f"{asgi_server}/chat/{conversation.pk}/")
+    notice = page.locator("#chat-handoff")
+    expect(page.get_by_role("status")).to_have_text(
+        "Waiting for a person from support. Your messages are kept for them."
+    )
+
+    notice.get_by_role("button", name="Back to Alfred").click()
+
+    expect(notice).to_be_hidden()
+    expect(page.locator("#chat")).to_have_attribute("data-conversation-status", "open")
+    wait_for(lambda: Conversation.objects.get(pk=conversation.pk).status == "open", timeout_ms=5000)
+
+    conversation_take_over(staff=sophie, conversation_id=conversation.pk)
+    staff_message_send(staff=sophie, conversation_id=conversation.pk, text="Hello Anna, Sophie here.")
+
+    log = page.get_by_role("log")
+    joined = "Sophie Durand from the support team joined the conversation."
+    expect(log.locator(".chat-system")).to_have_text([joined])
+    expect(log.locator(".msg-staff .msg-author")).to_have_text("Sophie Durand · Support")
+    expect(log.locator(".msg-staff .msg-text")).to_have_text("Hello Anna, Sophie here.")
+    expect(page.get_by_role("status")).to_have_text("Sophie Durand from support is answering you.")
+
+    page.reload()  # the same from the server
+    expect(page.locator("#chat-connection-text")).to_have_text("Connected")
+    expect(log.locator(".chat-system")).to_have_text([joined])
+    expect(log.locator(".msg-staff .msg-author")).to_have_text("Sophie Durand · Support")
+    expect(page.get_by_role("status")).to_have_text("Sophie Durand from support is answering you.")
+    expect(notice).to_be_hidden()
+    shown_once(page)
+
+    conversation_close(staff=sophie, conversation_id=conversation.pk)
+
+    closed = "This conversation is closed. Start a new conversation to ask something else."
+    expect(page.get_by_role("status")).to_have_text(closed)
+    expect(page.get_by_label("Your message to Alfred")).to_be_disabled()
+    page.reload()
+    expect(page.get_by_role("status")).to_have_text(closed)
+    expect(page.get_by_label("Your message to Alfred")).to_be_disabled()
+    expect(page.locator("#chat-send")).to_be_disabled()
 
 
 # --- The protocol, against a scripted socket ------------------------------------------------------------
@@ -566,3 +624,166 @@ def test_a_choice_answers_with_the_label_and_text_is_never_html(page, scripted):
     assert sent["text"] == "book" and sent["conversation"] == c
     expect(choice.get_by_role("button", name="View")).to_be_disabled()
     expect(page.get_by_label("Your message to Alfred")).to_be_focused()
+
+
+# --- A person from support, against the scripted socket ---------------------------------------------------
+
+
+def staff_message(conversation, seq, text, *, name="Sophie Durand", message_id=30):
+    message = {
+        "id": message_id,
+        "role": "staff",
+        "text": text,
+        "status": "complete",
+        "author": {"name": name, "role": "support"},
+    }
+    return {"type": "message", "conversation": conversation, "seq": seq, "message": message}
+
+
+def status(conversation, seq, state, text=""):
+    return {"type": "status", "conversation": conversation, "seq": seq, "state": state, "text": text}
+
+
+def participant(conversation, seq, action, name="Sophie Durand"):
+    return {
+        "type": "participant",
+        "conversation": conversation,
+        "seq": seq,
+        "action": action,
+        "name": name,
+        "role": "support",
+    }
+
+
+def test_a_person_from_support_joins_writes_and_leaves_live(page, scripted):  # noqa: F811
+    c = scripted.conversation
+    log = page.get_by_role("log")
+    scripted.send(
+        participant(c, 1, "joined"),
+        status(c, 2, "with_staff", "Sophie Durand"),
+        staff_message(c, 3, 'Hello Anna <img src=x onerror="window.pwned=1">'),
+        staff_message(c, 3, "a repeat, dropped by its seq"),
+    )
+
+    expect(log.locator(".chat-system")).to_have_text(["Sophie Durand from the support team joined the conversation."])
+    expect(log.locator(".msg-staff .msg-author")).to_have_text("Sophie Durand · Support")
+    expect(log.locator(".msg-staff .msg-text")).to_have_text('Hello Anna <img src=x onerror="window.pwned=1">')
+    expect(page.get_by_role("status")).to_have_text("Sophie Durand from support is answering you.")
+    expect(page.locator("#chat")).to_have_attribute("data-conversation-status", "with_staff")
+    expect(page.get_by_label("Your message to support")).to_be_editable()
+    assert page.evaluate("window.pwned") is None
+
+    scripted.send(participant(c, 4, "left"), status(c, 5, "idle"))
+
+    expect(log.locator(".chat-system")).to_have_text(
+        [
+            "Sophie Durand from the support team joined the conversation.",
+            "Sophie Durand left the conversation. Alfred answers again.",
+        ]
+    )
+    expect(page.locator("#chat")).to_have_attribute("data-conversation-status", "open")
+    expect(page.get_by_role("status")).to_have_text("")
+    expect(page.get_by_label("Your message to Alfred")).to_be_editable()
+    expect(log.locator(".msg")).to_have_count(1)
+    shown_once(page)
+
+
+def test_back_to_alfred_withdraws_the_request_for_a_person(page, scripted):  # noqa: F811
+    c = scripted.conversation
+    notice = page.locator("#chat-handoff")
+    expect(notice).to_be_hidden()
+    scripted.send(status(c, 1, "handed_off"))
+    expect(page.get_by_role("status")).to_have_text(
+        "Waiting for a person from support. Your messages are kept for them."
+    )
+    expect(notice).to_be_visible()
+
+    notice.get_by_role("button", name="Back to Alfred").click()
+
+    until(page, lambda: {"type": "cancel_handoff", "conversation": c} in scripted.received())
+    expect(notice.get_by_role("button", name="Back to Alfred")).to_be_disabled()
+    scripted.send(status(c, 2, "idle"))
+    expect(notice).to_be_hidden()
+    expect(page.locator("#chat")).to_have_attribute("data-conversation-status", "open")
+    expect(page.get_by_role("status")).to_have_text("")
+
+    scripted.send(status(c, 3, "handed_off"))  # asked again; a person takes it before the withdrawal arrives
+    notice.get_by_role("button", name="Back to Alfred").click()
+    until(page, lambda: scripted.received().count({"type": "cancel_handoff", "conversation": c}) == 2)
+    scripted.send({"type": "error", "code": "not_waiting", "detail": "Nobody is waiting.", "error_id": "e1"})
+    expect(notice).to_be_hidden()
+    expect(page.locator("#chat-error")).to_have_text(
+        "This conversation is no longer waiting for a person. Reference: e1"
+    )
+
+
+def test_a_rate_limited_message_goes_back_to_the_input(page, scripted):  # noqa: F811
+    ask(page, "Give Tom view access to my surgery calendar")
+    until(page, lambda: any(f["type"] == "message" for f in scripted.received()))
+    sent = next(f for f in scripted.received() if f["type"] == "message")
+
+    scripted.send(
+        {
+            "type": "error",
+            "code": "rate_limited",
+            "detail": "You are sending many messages.",
+            "error_id": "r42",
+            "ref": sent["id"],
+            "retry_after": 42,
+        }
+    )
+
+    expect(page.get_by_label("Your message to Alfred")).to_have_value("Give Tom view access to my surgery calendar")
+    expect(page.locator("#chat-error")).to_have_text(
+        "You are sending many messages. Wait 42 seconds, then send it again. Reference: r42"
+    )
+    expect(page.get_by_role("log").locator(".msg-user .msg-note")).to_have_text("Not sent.")
+    assert page.evaluate("window.alfredChat.unacknowledged") == []
+
+
+def test_a_closed_conversation_disables_the_composer_live(page, scripted):  # noqa: F811
+    c = scripted.conversation
+    scripted.send(status(c, 1, "closed"))
+
+    expect(page.get_by_role("status")).to_have_text(
+        "This conversation is closed. Start a new conversation to ask something else."
+    )
+    expect(page.get_by_label("Your message to Alfred")).to_be_disabled()
+    expect(page.locator("#chat-send")).to_be_disabled()
+    expect(page.locator("#chat-closed").get_by_role("link", name="New conversation")).to_be_visible()
+    scripted.send(status(c, 2, "idle"))  # nothing reopens a closed conversation
+    expect(page.locator("#chat")).to_have_attribute("data-conversation-status", "closed")
+
+
+def test_a_confirmation_waiting_for_approval_then_refused(page, scripted, harbour):  # noqa: F811
+    c = scripted.conversation
+    scripted.send(proposal_form(c, harbour))
+    form = page.locator(".chat-proposal")
+    form.get_by_role("button", name="Confirm").click()
+    until(page, lambda: any(f["type"] == "confirm" for f in scripted.received()))
+
+    result = {"type": "result", "conversation": c, "proposal": 41, "summary": SUMMARY}
+    scripted.send(
+        {**result, "seq": 2, "status": "awaiting_approval", "code": "", "reasons": ["manage_grant"]},
+        status(c, 3, "waiting_approval"),
+    )
+    expect(form.locator(".proposal-result")).to_have_text(
+        "Confirmed. The support team must approve this change before it is made."
+    )
+    expect(page.get_by_role("status")).to_have_text("Waiting for approval by the support team.")
+    expect(form.get_by_role("button", name="Confirm")).to_be_disabled()
+
+    scripted.send(
+        {
+            **result,
+            "seq": 4,
+            "status": "rejected",
+            "code": "refused",
+            "reason": "Ask Dr Novak first.",
+            "reviewer": "Sophie",
+        }
+    )
+    expect(form.locator(".proposal-result")).to_have_text(
+        "Not approved by support: Ask Dr Novak first. Nothing was changed."
+    )
+    expect(form).to_have_attribute("data-status", "rejected")

@@ -4,7 +4,9 @@ Postgres checkpointer and the platform API over HTTP. Conversations that take se
 import pytest
 
 from support.models import ActionProposal, CalendarAccess, Conversation, Message
+from support.services.proposals import proposal_approve
 from tests.support.chat_client import ChatSocket, wait_until_idle
+from tests.support.console_data import support_staff
 from tests.support.harbour import harbour
 
 pytestmark = pytest.mark.slow
@@ -72,7 +74,10 @@ def test_in_french_with_a_delegated_manager(asgi_server, world):
         proposal = proposal_form(socket)
         summary = " ".join(proposal["summary"].replace("\u202f", " ").replace("\xa0", " ").split())
         assert summary == "Tomas Reyes : aucun accès → réserver sur Dr Okafor appointments"
-        confirm(socket, proposal)
+        # Léa manages a calendar she does not own: by default a member of staff approves her change.
+        assert confirm(socket, proposal)["status"] == "awaiting_approval"
+        assert level(world, world.okafor_main, world.tomas) is None
+        proposal_approve(staff=support_staff(), proposal_id=proposal["id"], hash=proposal["hash"])
         done = assistant_says(socket, "Tomas Reyes")
 
     assert done.startswith("C’est fait") or done.startswith("C'est fait")

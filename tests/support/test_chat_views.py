@@ -13,6 +13,7 @@ from django.utils import translation
 from support.models import Conversation
 from support.services.chat import ReplyWriter, conversation_start, event_publish, message_receive
 from support.services.proposals import proposal_create
+from support.views.chat import chat_strings, result_text
 from tests.factories import MembershipFactory, UserFactory
 
 PAGE_SIZE = 30
@@ -301,7 +302,8 @@ def queries_for(client, url) -> int:
     return len(queries)
 
 
-def test_the_page_queries_do_not_grow_with_conversations_and_messages(client, practice):
+def test_the_page_queries_do_not_grow_with_conversations_and_messages(client, practice, settings):
+    settings.CHAT_TURNS_PER_MINUTE = 0  # 26 messages in a minute: no per-person limit for this one
     client.force_login(practice.anna)
     small = conversation_start(user=practice.anna)
     say(small, "One question", reply="One answer")
@@ -316,3 +318,302 @@ def test_the_page_queries_do_not_grow_with_conversations_and_messages(client, pr
 
     assert many == few
     assert few <= 7, few  # session, user, membership, count, page of the list, conversation, its events
+
+    taken = conversation_start(user=practice.anna)
+    say(taken, "A question for a person", client_id="client-person")
+    take_over(taken, support_person())
+    staff_says(taken, "Hello, I am looking at it.")
+    assert queries_for(client, reverse("chat-conversation", args=[taken.pk])) == few + 1  # the assignee's name
+
+
+# --- A person from support ---------------------------------------------------------------------------
+
+
+def support_person(first="Sophie", last="Durand"):
+    return UserFactory(username=f"{first.lower()}-support", first_name=first, last_name=last, platform_role="support")
+
+
+def take_over(conversation, staff):
+    """What the console's take-over leaves behind: the conversation is theirs, the member saw them join."""
+    Conversation.objects.filter(pk=conversation.pk).update(status="with_staff", assignee=staff, run_status="idle")
+    event_publish(
+        conversation_id=conversation.pk,
+        type="participant",
+        payload={"action": "joined", "name": staff.display_name, "role": "support"},
+    )
+    event_publish(
+        conversation_id=conversation.pk, type="status", payload={"state": "with_staff", "text": staff.display_name}
+    )
+
+
+def staff_says(conversation, text, name="Sophie Durand", message_id=9001):
+    event_publish(
+        conversation_id=conversation.pk,
+        type="message",
+        payload={
+            "message": {
+                "author": {"name": name, "role": "support"},
+                "id": message_id,
+                "role": "staff",
+                "text": text,
+                "status": "complete",
+                "client_id": "",
+                "reply_to": None,
+                "citations": [],
+                "created_at": "2026-12-05T10:00:00+00:00",
+            }
+        },
+    )
+
+
+def status_line(page: str) -> str:
+    return re.search(r'<span id="chat-status-text">([^<]*)</span>', page).group(1)
+
+
+def test_a_staff_message_shows_its_author_and_the_person_joining(client, practice):
+    conversation = conversation_start(user=practice.anna)
+    say(conversation, "Can a person help me?", reply="I have passed you to the support team.")
+    take_over(conversation, support_person())
+    staff_says(conversation, "Hello Anna, I am looking at your calendars.")
+    client.force_login(practice.anna)
+
+    page = client.get(reverse("chat-conversation", args=[conversation.pk])).content.decode()
+
+    staff = re.search(r'<div class="msg msg-staff" data-message-id="9001" data-seq="(\d+)">(.*?)</div>', page).group(2)
+    assert '<p class="msg-author">Sophie Durand · Support</p>' in staff
+    assert '<p class="msg-text">Hello Anna, I am looking at your calendars.</p>' in staff
+    joined = re.search(r'<p class="chat-system" data-seq="\d+" data-action="joined">([^<]*)</p>', page).group(1)
+    assert joined == "Sophie Durand from the support team joined the conversation."
+    assert page.index("I have passed you to the support team.") < page.index(joined) < page.index("Hello Anna")
+    assert data_attribute(page, "conversation-status") == "with_staff"
+    assert data_attribute(page, "assignee") == "Sophie Durand"
+    assert status_line(page) == "Sophie Durand from support is answering you."
+    assert '<label for="chat-input" id="chat-input-label">Your message to support</label>' in page
+    assert re.search(r'<div id="chat-handoff" class="chat-notice" hidden>', page)  # nobody is waiting any more
+
+
+def test_the_person_leaving_is_a_line_and_alfred_answers_again(client, practice):
+    conversation = conversation_start(user=practice.anna)
+    say(conversation, "Can a person help me?")
+    sophie = support_person()
+    take_over(conversation, sophie)
+    event_publish(
+        conversation_id=conversation.pk,
+        type="participant",
+        payload={"action": "left", "name": "Sophie Durand", "role": "support"},
+    )
+    event_publish(
+        conversation_id=conversation.pk, type="status", payload={"state": "idle", "text": ""}, run_status="idle"
+    )
+    Conversation.objects.filter(pk=conversation.pk).update(status="open", assignee=None)
+    client.force_login(practice.anna)
+
+    page = client.get(reverse("chat-conversation", args=[conversation.pk])).content.decode()
+
+    lines = re.findall(r'<p class="chat-system" data-seq="\d+" data-action="(\w+)">([^<]*)</p>', page)
+    assert lines == [
+        ("joined", "Sophie Durand from the support team joined the conversation."),
+        ("left", "Sophie Durand left the conversation. Alfred answers again."),
+    ]
+    assert data_attribute(page, "conversation-status") == "open"
+    assert status_line(page) == ""
+    assert '<label for="chat-input" id="chat-input-label">Your message to Alfred</label>' in page
+
+
+def test_a_conversation_waiting_for_a_person_offers_back_to_alfred(client, practice):
+    conversation = conversation_start(user=practice.anna)
+    say(conversation, "I want to talk to a person", reply="I've passed this conversation to the support team.")
+    event_publish(conversation_id=conversation.pk, type="status", payload={"state": "handed_off", "text": ""})
+    Conversation.objects.filter(pk=conversation.pk).update(status="handed_off", run_status="idle")
+    client.force_login(practice.anna)
+
+    page = client.get(reverse("chat-conversation", args=[conversation.pk])).content.decode()
+
+    notice = re.search(r'<div id="chat-handoff" class="chat-notice">(.*?)</div>', page, re.S).group(1)
+    assert "No longer need a person? Alfred can answer you again." in notice
+    assert '<button type="button" id="chat-cancel-handoff">Back to Alfred</button>' in notice
+    assert data_attribute(page, "conversation-status") == "handed_off"
+    assert status_line(page) == "Waiting for a person from support. Your messages are kept for them."
+    assert re.search(r'<p id="chat-status" class="chat-status" role="status" data-state="handed_off">', page)
+    assert re.search(r'<textarea id="chat-input"[^>]*></textarea>', page).group(0).count("disabled") == 0
+
+
+def test_an_open_conversation_has_no_back_to_alfred_notice(client, practice):
+    conversation = conversation_start(user=practice.anna)
+    say(conversation, "Give Tom view access", reply="Here is the change.")
+    client.force_login(practice.anna)
+
+    page = client.get(reverse("chat-conversation", args=[conversation.pk])).content.decode()
+
+    assert '<div id="chat-handoff" class="chat-notice" hidden>' in page  # there for the script, hidden
+    assert data_attribute(page, "conversation-status") == "open"
+    assert data_attribute(page, "assignee") == ""
+
+
+def test_a_closed_conversation_cannot_be_written_to(client, practice):
+    conversation = conversation_start(user=practice.anna)
+    options = [{"value": "view", "label": "view"}, {"value": "book", "label": "book"}]
+    say(conversation, "Give Tom access")
+    event_publish(
+        conversation_id=conversation.pk,
+        type="form",
+        payload={"kind": "choice", "field": "level", "question": "Which access?", "options": options},
+    )
+    event_publish(conversation_id=conversation.pk, type="status", payload={"state": "closed", "text": ""})
+    Conversation.objects.filter(pk=conversation.pk).update(status="closed", run_status="idle")
+    client.force_login(practice.anna)
+
+    page = client.get(reverse("chat-conversation", args=[conversation.pk])).content.decode()
+
+    closed = "This conversation is closed. Start a new conversation to ask something else."
+    assert status_line(page) == closed
+    assert data_attribute(page, "conversation-status") == "closed"
+    assert re.search(r'<textarea id="chat-input"[^>]* disabled></textarea>', page)
+    assert '<button type="submit" class="primary" id="chat-send" disabled>Send</button>' in page
+    assert re.search(r'<p id="chat-input-hint" class="chat-hint" hidden>', page)
+    assert f'<p id="chat-closed" class="chat-closed"><a class="button" href="{reverse("chat")}">' in page
+    assert '<button type="button" data-label="book" disabled>Book</button>' in page  # nothing left to answer
+
+
+def test_a_closed_conversation_says_so_in_french(client, practice):
+    conversation = conversation_start(user=practice.anna)
+    say(conversation, "Une question")
+    take_over(conversation, support_person())
+    staff_says(conversation, "Bonjour Anna.")
+    Conversation.objects.filter(pk=conversation.pk).update(status="closed", assignee=None)
+    client.force_login(practice.anna)
+
+    page = client.get(reverse("chat-conversation", args=[conversation.pk]), HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+
+    assert "Sophie Durand, de l’équipe support, a rejoint la conversation." in page
+    assert '<p class="msg-author">Sophie Durand · Support</p>' in page
+    assert (
+        status_line(page)
+        == "Cette conversation est fermée. Commencez une nouvelle conversation pour toute autre demande."
+    )
+
+
+def proposal_for(practice, conversation, text="Give Tom manage access to my surgery calendar"):
+    message = say(conversation, text)
+    return proposal_create(
+        conversation_id=conversation.pk,
+        message_id=message.pk,
+        requested_by=practice.anna,
+        action="grant",
+        arguments={"calendar_id": practice.novak_surgery.pk, "user_id": practice.tom.pk, "level": "manage"},
+        summary="Tom Fisher: no access → manage on Dr Novak surgery",
+        before=None,
+        fields={},
+    )
+
+
+def publish_result(conversation, proposal, status, code="", **extra):
+    event_publish(
+        conversation_id=conversation.pk,
+        type="result",
+        payload={"proposal": proposal.pk, "status": status, "code": code, "summary": proposal.summary, **extra},
+    )
+
+
+def proposal_result(page: str) -> tuple[str, str]:
+    form = re.search(r'<form class="chat-form chat-proposal"[^>]* data-status="(\w+)"(.*?)</form>', page, re.S)
+    return form.group(1), re.search(r'<p class="proposal-result" tabindex="-1">([^<]*)</p>', form.group(2)).group(1)
+
+
+def test_a_proposal_waiting_for_approval_says_so_and_cannot_be_used(client, practice):
+    conversation = conversation_start(user=practice.anna)
+    proposal = proposal_for(practice, conversation)
+    publish_result(conversation, proposal, "awaiting_approval", reasons=["manage_grant"])
+    event_publish(
+        conversation_id=conversation.pk,
+        type="status",
+        payload={"state": "waiting_approval", "text": ""},
+        run_status="waiting_approval",
+    )
+    client.force_login(practice.anna)
+
+    page = client.get(reverse("chat-conversation", args=[conversation.pk])).content.decode()
+
+    assert proposal_result(page) == (
+        "awaiting_approval",
+        "Confirmed. The support team must approve this change before it is made.",
+    )
+    assert "<fieldset disabled>" in page
+    assert status_line(page) == "Waiting for approval by the support team."
+
+
+def test_a_refused_proposal_shows_the_latest_result_with_the_reason(client, practice):
+    conversation = conversation_start(user=practice.anna)
+    proposal = proposal_for(practice, conversation)
+    publish_result(conversation, proposal, "awaiting_approval", reasons=["manage_grant", "delegated_manager"])
+    publish_result(
+        conversation, proposal, "rejected", "refused", reason="Tom <b>must</b> ask Dr Novak.", reviewer="Sophie Durand"
+    )
+    client.force_login(practice.anna)
+
+    page = client.get(reverse("chat-conversation", args=[conversation.pk])).content.decode()
+
+    assert proposal_result(page) == (
+        "rejected",
+        "Not approved by support: Tom &lt;b&gt;must&lt;/b&gt; ask Dr Novak. Nothing was changed.",
+    )
+    log = page[page.index('id="chat-log"') : page.index('id="chat-status"')]
+    assert "Confirmed. The support team must approve" not in log  # the later result replaced it
+    assert "<fieldset disabled>" in page
+
+
+def test_an_approved_then_executed_proposal_shows_it_was_done(client, practice):
+    conversation = conversation_start(user=practice.anna)
+    proposal = proposal_for(practice, conversation)
+    url = reverse("chat-conversation", args=[conversation.pk])
+    client.force_login(practice.anna)
+    publish_result(conversation, proposal, "awaiting_approval", reasons=["manage_grant"])
+    publish_result(conversation, proposal, "confirmed", "approved", reviewer="Sophie Durand")
+
+    approved = client.get(url).content.decode()
+    publish_result(conversation, proposal, "executed")
+    executed = client.get(url).content.decode()
+
+    assert proposal_result(approved) == ("confirmed", "Approved by Sophie Durand. Making the change…")
+    assert proposal_result(executed) == ("executed", "Done: Tom Fisher: no access → manage on Dr Novak surgery")
+
+
+@pytest.mark.parametrize(
+    ("result", "sentence"),
+    [
+        ({"status": "awaiting_approval", "reasons": ["manage_grant"]}, "Confirmed. The support team must approve"),
+        ({"status": "confirmed", "code": "approved", "reviewer": "Sophie"}, "Approved by Sophie. Making the change…"),
+        (
+            {"status": "rejected", "code": "refused", "reason": "Ask Dr Novak.", "reviewer": "Sophie"},
+            "Not approved by support: Ask Dr Novak. Nothing was changed.",
+        ),
+        ({"status": "rejected", "code": ""}, "Rejected: nothing was changed."),
+        ({"status": "expired", "code": "taken_over"}, "Set aside: a person from support took over. Nothing was"),
+        ({"status": "expired", "code": "handed_back"}, "Set aside when the conversation went back to Alfred."),
+        ({"status": "expired", "code": "closed"}, "Set aside: the conversation was closed. Nothing was changed."),
+        ({"status": "expired", "code": "set_aside"}, "Set aside for your newer request"),
+        ({"status": "expired", "code": "expired"}, "Expired: nothing was changed."),
+        ({"status": "failed", "code": "state_changed"}, "Not done: the access changed in the meantime."),
+    ],
+)
+def test_each_result_has_its_sentence(result, sentence):
+    assert result_text(result, chat_strings()).startswith(sentence)
+
+
+def test_the_new_sentences_are_translated(client, practice):
+    client.force_login(practice.anna)
+
+    page = client.get(reverse("chat"), HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+
+    raw = re.search(r'<script id="chat-strings" type="application/json">(.*?)</script>', page, re.S).group(1)
+    strings = json.loads(raw)
+    assert strings["roles"]["support"] == "Support"
+    assert strings["participant"]["left"] == "{name} a quitté la conversation. Alfred vous répond de nouveau."
+    assert strings["states"]["handed_off"].startswith("En attente d’une personne du support.")
+    assert strings["states"]["with_staff"] == "{name}, du support, vous répond."
+    assert strings["errors"]["rate_limited"].startswith(
+        "Vous envoyez beaucoup de messages. Patientez {seconds} secondes"
+    )
+    assert "{seconds} seconde," in strings["errors"]["rate_limited_one"]
+    assert strings["result"]["refused"] == "Refusée par le support\u00a0: {reason}. Rien n’a été modifié."
+    assert "Revenir à Alfred" in page

@@ -142,7 +142,8 @@ def test_the_inbox_shows_how_long_each_has_waited(console, practice):
     conversation = conversation_with(practice.anna, "A person please", handed_off=True)
     from datetime import timedelta
 
-    Conversation.objects.filter(pk=conversation.pk).update(handed_off_at=conversation.handed_off_at - timedelta(minutes=7))
+    earlier = conversation.handed_off_at - timedelta(minutes=7)
+    Conversation.objects.filter(pk=conversation.pk).update(handed_off_at=earlier)
     assert "7 minutes" in text_of(console.get(reverse("console:inbox")))
 
 
@@ -167,7 +168,9 @@ def test_a_transcript_shows_messages_and_the_agent_trace(console, practice):
         outcome="answered",
         path=["triage", "retrieve", "answer", "fact_check"],
         steps=[{"node": "triage", "ms": 3.2}, {"node": "retrieve", "ms": 40.5}, {"node": "answer", "ms": 120.0}],
-        usage=[{"step": "answer", "model": "gpt-test", "prompt_tokens": 310, "completion_tokens": 42, "latency_ms": 90}],
+        usage=[
+            {"step": "answer", "model": "gpt-test", "prompt_tokens": 310, "completion_tokens": 42, "latency_ms": 90}
+        ],
         retrieval=[{"chunk": 7, "article": "sms-reminders", "score": 0.0321, "similarity": 0.61}],
     )
     page = text_of(console.get(reverse("console:conversation", args=[conversation.pk])))
@@ -267,7 +270,8 @@ def _awaiting(practice):
         before=None,
         fields={},
     )
-    return proposal_decide(user=practice.anna, proposal_id=proposal.pk, hash=proposal.arguments_hash, decision="confirm")
+    digest = proposal.arguments_hash
+    return proposal_decide(user=practice.anna, proposal_id=proposal.pk, hash=digest, decision="confirm")
 
 
 def test_the_approval_queue_lists_what_waits_and_approves_it(console, practice, django_capture_on_commit_callbacks):

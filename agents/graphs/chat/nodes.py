@@ -13,7 +13,7 @@ from langgraph.types import interrupt
 
 from agents.graphs.chat.resolution import resolve_request
 from agents.graphs.chat.state import ChatState
-from agents.graphs.chat.texts import say
+from agents.graphs.chat.texts import outcome_text, say
 from agents.graphs.chat.tools import ChatContext
 from agents.grounding import claims_from_text, compose
 from agents.prompts import refusal_task
@@ -126,10 +126,7 @@ def execute(state: ChatState, runtime: Runtime[ChatContext]) -> dict:
     tools, language = runtime.context.tools, state["language"]
     tools.status(say(language, "applying"))
     outcome = tools.execute(proposal_id=state["proposal_id"])
-    key = {"executed": "executed", "expired": "expired", "rejected": "rejected"}.get(outcome.status)
-    if key is None:
-        key = {"state_changed": "state_changed", "api_refused": "api_refused"}.get(outcome.code, "failed")
-    tools.say(say(language, key, summary=outcome.detail, detail=outcome.detail), key=f"proposal:{state['proposal_id']}")
+    tools.say(outcome_text(language, outcome), key=f"proposal:{state['proposal_id']}")
     return {"outcome": outcome.status, "proposal_id": None}
 
 

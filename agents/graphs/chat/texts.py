@@ -74,6 +74,14 @@ def say(language: str, key: str, **values) -> str:
         return TEXTS[key]().format(**rendered)
 
 
+def outcome_text(language: str, outcome) -> str:
+    """What Alfred says once a proposal was carried out or refused (`outcome`: tools.Outcome)."""
+    key = {"executed": "executed", "expired": "expired", "rejected": "rejected"}.get(outcome.status)
+    if key is None:
+        key = {"state_changed": "state_changed", "api_refused": "api_refused"}.get(outcome.code, "failed")
+    return say(language, key, summary=outcome.detail, detail=outcome.detail)
+
+
 def level_word(language: str, level: str | None) -> str:
     with translation.override(language):
         return LEVEL_WORDS[level]()
