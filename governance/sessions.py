@@ -8,11 +8,11 @@ since it was made (its auth hash), and the account (and, for the console, the st
 
 from importlib import import_module
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.utils.crypto import constant_time_compare
+
+from governance.live import group_send_live
 
 
 def user_group(user_id: int) -> str:
@@ -35,9 +35,7 @@ def session_is_current(*, session_key: str | None, user, room: str = "members") 
 
 def session_sockets_close(*, user_id: int, session_key: str | None = None) -> None:
     """Close the person's sockets opened with `session_key` (all of them when None), with code 4401."""
-    layer = get_channel_layer()
-    if layer is not None:
-        async_to_sync(layer.group_send)(user_group(user_id), {"type": "session.ended", "session_key": session_key})
+    group_send_live(user_group(user_id), {"type": "session.ended", "session_key": session_key})
 
 
 def on_logged_out(sender, request=None, user=None, **kwargs) -> None:

@@ -55,7 +55,8 @@ def lonely_redis():
 
 
 def test_503_when_no_worker_answers(client, db, settings, monkeypatch, lonely_redis):
-    lonely = Celery("lonely", broker=celery_broker_url(lonely_redis))
+    # Not the current app: shared tasks sent by later tests must still go to the suite's broker.
+    lonely = Celery("lonely", broker=celery_broker_url(lonely_redis), set_as_current=False)
     monkeypatch.setattr(health, "celery_app", lonely)
     settings.HEALTH_CELERY_TIMEOUT = 0.3
 

@@ -6,18 +6,15 @@ that missed something catches up from the database with `resume`. Token deltas a
 assistant message they build is stored as it grows, so a reconnecting client gets its text so far.
 """
 
-import asyncio
 import logging
-import os
-import threading
 import time
 
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from governance.errors import Conflict, NotFound, ValidationFailed
+from governance.live import group_send_live
 from governance.models import Membership
 from governance.ratelimits import rate_limit_take
 from support.models import ChatEvent, Conversation, Message
@@ -32,32 +29,6 @@ TURN_LIMIT_DETAIL = "You are sending many messages. Wait a moment, then send it 
 
 def chat_group(conversation_id: int) -> str:
     return f"chat.{conversation_id}"
-
-
-_live_lock = threading.Lock()
-_live_loop: tuple[int, asyncio.AbstractEventLoop] | None = None  # (pid, loop): a forked child makes its own
-LIVE_SEND_TIMEOUT = 5.0
-
-
-def _loop_for_live_frames() -> asyncio.AbstractEventLoop:
-    """One event loop per process, in a daemon thread, for the channel layer's sends from sync code.
-
-    `async_to_sync` outside an event loop starts a new thread and a new event loop on every call, and
-    channels_redis then opens a new Redis connection for that loop: several ms of CPU per frame.
-    """
-    global _live_loop
-    with _live_lock:
-        if _live_loop is None or _live_loop[0] != os.getpid():
-            loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="chat-live-frames", daemon=True).start()
-            _live_loop = (os.getpid(), loop)
-        return _live_loop[1]
-
-
-def group_send_live(group: str, message: dict) -> None:
-    """Send a channel-layer message to a group from sync code (a worker, a view), now."""
-    coroutine = get_channel_layer().group_send(group, message)
-    asyncio.run_coroutine_threadsafe(coroutine, _loop_for_live_frames()).result(timeout=LIVE_SEND_TIMEOUT)
 
 
 def _send_live(conversation_id: int, frame: dict) -> None:

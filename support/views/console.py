@@ -23,7 +23,7 @@ from governance.errors import AlfredError
 from governance.models import Organization
 from knowledge.views import staff_required
 from support.models import Conversation
-from support.selectors_console import (
+from support.selectors import (
     INBOX_STATES,
     InboxFilters,
     approval_queue,
