@@ -1,14 +1,26 @@
 """GET /healthz: the state of the database, Redis and the Celery workers; 503 when one is down."""
 
+import logging
 import time
 
 import redis
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
+from django.utils.log import log_response
 from django.views.decorators.cache import never_cache
 
 from alfred.celery import app as celery_app
+
+logger = logging.getLogger(__name__)
+
+# A 503 is how a starting Alfred says "not yet": `make run` (alfred/launcher.py, which gives up after 90 s) and
+# orchestrators poll /healthz while the worker starts. Django would log each 503 at ERROR (django.request);
+# the view logs it itself instead: at INFO while this process is young (start-up, not a fault, and several
+# polls per start), at WARNING afterwards (something that was up went down, or never came up). Counted from
+# the first import of this module, which the server does when it loads the URLs for its first request.
+START_UP_SECONDS = 120
+_STARTED_AT = time.monotonic()
 
 
 def _timed(check) -> dict:
@@ -48,4 +60,23 @@ def _celery() -> dict:
 def healthz(request):
     checks = {"database": _timed(_database), "redis": _timed(_redis), "celery": _timed(_celery)}
     healthy = all(check["ok"] for check in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "fail", "checks": checks}, status=200 if healthy else 503)
+    response = JsonResponse({"status": "ok" if healthy else "fail", "checks": checks}, status=200 if healthy else 503)
+    if not healthy:
+        _log_not_ready(request, response, checks)
+    return response
+
+
+def _log_not_ready(request, response, checks: dict) -> None:
+    """Log a 503 once, at the level of what it means, naming what is not ready; Django then skips it
+    (log_response marks the response as logged)."""
+    starting = time.monotonic() - _STARTED_AT < START_UP_SECONDS
+    failures = "; ".join(f"{name}: {check['error']}" for name, check in checks.items() if not check["ok"])
+    log_response(
+        "Service Unavailable while starting: %s (%s)" if starting else "Service Unavailable: %s (%s)",
+        request.path,
+        failures,
+        response=response,
+        request=request,
+        logger=logger,
+        level="info" if starting else "warning",
+    )

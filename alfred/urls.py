@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from alfred.health import healthz
+from alfred.views import favicon
 from governance import api as governance_api
 from governance import views as governance_views
 from governance.oidc import oidc_urlpatterns
@@ -44,6 +45,7 @@ api_v1 = [
 urlpatterns = [
     path("", governance_views.home, name="home"),
     path("healthz", healthz, name="healthz"),
+    path("favicon.ico", favicon, name="favicon"),  # asked for by browsers on pages without <link rel="icon">
     path("chat/", chat_views.chat, name="chat"),
     path("chat/<int:conversation_id>/", chat_views.chat, name="chat-conversation"),
     path("console/knowledge/", include("knowledge.urls")),

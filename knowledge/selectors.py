@@ -4,7 +4,7 @@ from django.db.models import Max, Q, QuerySet
 from django.urls import reverse
 
 from governance.errors import NotFound
-from knowledge.models import Article
+from knowledge.models import Article, ReindexJob
 
 
 def article_url(slug: str) -> str:
@@ -51,4 +51,19 @@ def unpublished_changes(article: Article) -> bool:
         article.status == Article.Status.PUBLISHED
         and published is not None
         and published.number != article.latest_revision_number
+    )
+
+
+def reindex_job_latest() -> ReindexJob | None:
+    """The reindex job the console shows: the latest one that is waiting, or that had articles to index.
+
+    A job that found nothing to do says nothing worth showing ("Done, 0 of 0 articles"): the one a worker queues at
+    start-up when it sees articles waiting, which their own jobs have indexed by the time it runs, or "Reindex
+    everything" without a published article. A queued job counts its articles only when it starts, so it shows.
+    """
+    return (
+        ReindexJob.objects.select_related("article")
+        .filter(Q(state=ReindexJob.State.QUEUED) | Q(total__gt=0))
+        .order_by("-pk")
+        .first()
     )

@@ -21,7 +21,12 @@ from governance.errors import AlfredError, Conflict, NotFound
 from knowledge.indexing import REINDEX_EVERYTHING
 from knowledge.markdown import render_html
 from knowledge.models import Article, ReindexJob
-from knowledge.selectors import article_get_for_staff, articles_for_staff, unpublished_changes
+from knowledge.selectors import (
+    article_get_for_staff,
+    articles_for_staff,
+    reindex_job_latest,
+    unpublished_changes,
+)
 from knowledge.services import (
     ArticleContent,
     article_archive,
@@ -181,7 +186,7 @@ def article_list(request):
             "filters": filters,
             "filtered": bool(criteria),
             "page_obj": page,
-            "job": job_view(ReindexJob.objects.select_related("article").first()),
+            "job": job_view(reindex_job_latest()),
         },
     )
 
@@ -312,7 +317,7 @@ def index_status(request):
         str(article.pk): {"index_state": article.index_state, "label": article.get_index_state_display()}
         for article in Article.objects.filter(pk__in=ids).only("pk", "index_state")
     }
-    return JsonResponse({"job": job_view(ReindexJob.objects.select_related("article").first()), "articles": articles})
+    return JsonResponse({"job": job_view(reindex_job_latest()), "articles": articles})
 
 
 @staff_required

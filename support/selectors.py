@@ -8,14 +8,15 @@ from datetime import date
 
 from auditlog.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import CharField, Count, Exists, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Case, CharField, Count, Exists, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from agents.models import AgentRun
 from governance.access import active_membership
 from governance.errors import NotAllowed, NotFound
-from knowledge.models import Article
+from governance.models import Membership
+from knowledge.models import Article, Chunk
 from support.models import AccessLevel, ActionProposal, Calendar, CalendarAccess, ChatEvent, Conversation, Message
 
 
@@ -144,6 +145,66 @@ def conversation_messages(*, user, conversation_id: int) -> list[dict]:
 def message_by_client_id(*, user, client_id: str) -> Message | None:
     """The user's own message stored under this client id, in any of their conversations."""
     return Message.objects.filter(conversation__user=user, client_id=client_id).first()
+
+
+@dataclass(frozen=True)
+class ChatWelcome:
+    """What the chat's welcome examples may name: real names of the member's own practice, never another's."""
+
+    colleague: str = ""  # an active member of the practice, not the member ("Karim Haddad")
+    calendar: str = ""  # a calendar of that practice the member owns or manages ("Consultations Dr Martin")
+    articles: frozenset[str] = frozenset()  # of the slugs asked about, those a how-to question can be answered from
+
+
+def chat_welcome(*, user, language: str, article_slugs=()) -> ChatWelcome:
+    """The names for the welcome examples of a new conversation, from the member's first practice (the one a new
+    conversation belongs to, as `conversation_start` picks it): one of the member's calendars (owned before
+    managed, then by name) and a colleague to give access to it (an active member who is neither the member nor
+    the calendar's owner, preferably without access to it yet); no colleague when there is no calendar. And which
+    of `article_slugs` are published, indexed articles in `language` ("fr" matches "fr" and "fr-CA").
+    At most three queries."""
+    practices = Membership.objects.filter(user=user, is_active=True).order_by("organization__name")
+    first_practice = Subquery(practices.values("organization_id")[:1])
+    calendar = (
+        Calendar.objects.filter(organization_id=first_practice)
+        .filter(
+            Q(owner=user)
+            | Q(pk__in=CalendarAccess.objects.filter(user=user, level=AccessLevel.MANAGE).values("calendar_id"))
+        )
+        .annotate(managed=Case(When(owner=user, then=Value(0)), default=Value(1)))
+        .order_by("managed", "name", "id")
+        .values("id", "name", "owner_id", "organization_id")
+        .first()
+    )
+    colleague = None
+    if calendar is not None:
+        has_access = Exists(CalendarAccess.objects.filter(calendar_id=calendar["id"], user=OuterRef("user")))
+        colleague = (
+            Membership.objects.filter(organization_id=calendar["organization_id"], is_active=True, user__is_active=True)
+            .exclude(user_id__in=(user.pk, calendar["owner_id"]))
+            .select_related("user")
+            .annotate(has_access=has_access)
+            .order_by("has_access", "user__last_name", "user__first_name", "user_id")
+            .first()
+        )
+    articles = frozenset()
+    if article_slugs:
+        base = language.split("-")[0].lower()
+        articles = frozenset(
+            Article.objects.filter(
+                Q(language__iexact=base) | Q(language__istartswith=f"{base}-"),
+                slug__in=list(article_slugs),
+                status=Article.Status.PUBLISHED,
+                published_revision__isnull=False,
+            )
+            .filter(Exists(Chunk.objects.filter(article=OuterRef("pk"))))
+            .values_list("slug", flat=True)
+        )
+    return ChatWelcome(
+        colleague=colleague.user.display_name if colleague else "",
+        calendar=calendar["name"] if calendar else "",
+        articles=articles,
+    )
 
 
 # --- The support console ------------------------------------------------------------------------------------

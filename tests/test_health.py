@@ -1,5 +1,6 @@
 """GET /healthz reports the database (with pgvector), Redis and the Celery workers, and 503 when one is down."""
 
+import logging
 import shutil
 import subprocess
 import tempfile
@@ -80,3 +81,31 @@ def test_503_when_redis_is_unreachable(client, db, settings, tmp_path, celery_wo
     assert response.json()["status"] == "fail"
     assert response.json()["checks"]["redis"]["ok"] is False
     assert response.json()["checks"]["database"]["ok"] is True
+
+
+def _no_worker():
+    raise RuntimeError("no worker answered")
+
+
+@pytest.mark.parametrize(
+    ("age", "level"),
+    [(5, logging.INFO), (health.START_UP_SECONDS + 5, logging.WARNING)],
+    ids=["starting", "later"],
+)
+def test_a_503_is_logged_once_by_the_view_and_never_as_an_error(client, db, monkeypatch, caplog, age, level):
+    # While a worker starts, the launcher polls /healthz and gets 503s: start-up, not errors.
+    monkeypatch.setattr(health, "_celery", _no_worker)
+    monkeypatch.setattr(health, "_STARTED_AT", time.monotonic() - age)
+    caplog.set_level(logging.INFO)
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 503
+    assert response.json()["status"] == "fail" and response.json()["checks"]["database"]["ok"]
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert not [record for record in caplog.records if record.name == "django.request"]
+    (logged,) = [record for record in caplog.records if record.name == "alfred.health"]
+    assert logged.levelno == level and logged.status_code == 503
+    assert "/healthz" in logged.getMessage()
+    assert "celery: RuntimeError: no worker answered" in logged.getMessage()
+    assert ("while starting" in logged.getMessage()) is (level == logging.INFO)

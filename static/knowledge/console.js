@@ -88,6 +88,11 @@
         bar.textContent = `${status.job.percent}%`;
         bar.hidden = false;
         root.dataset.jobActive = String(status.job.active);
+      } else if (!status.job && text && bar && root.dataset.jobActive === "true") {
+        // The job it showed indexed nothing (nothing published): it is not one to show.
+        text.textContent = root.dataset.noJob || "";
+        bar.hidden = true;
+        root.dataset.jobActive = "false";
       }
     }
 

@@ -431,8 +431,15 @@
     return { node, text: textNode, note, length: codePoints(text), complete: false, id: null };
   }
 
-  // The articles an answer cites, as "[1] Title › Section" links under it. Titles are text (textContent) and
-  // links only ever point at Alfred's own article pages (same origin, path from the server, checked here).
+  // A citation's link only when it is a path on this site (the same rule as site_path() in support/views/chat.py):
+  // not "//host" nor "/\\host" (browsers read both as another host), no spaces or control characters.
+  function sitePath(url) {
+    if (typeof url !== "string" || !url.startsWith("/") || url.startsWith("//") || url.includes("\\")) return null;
+    return /[\u0000-\u0020\u007f]/.test(url) ? null : url;
+  }
+
+  // The articles an answer cites, as "[1] Title — Section" under it (support/_chat_message.html renders the same
+  // box after a reload). Titles are text (textContent) and links only ever point at Alfred's own article pages.
   function renderSources(record, citations) {
     if (record.sources) record.sources.remove();
     record.sources = null;
@@ -444,8 +451,7 @@
       if (!citation || typeof citation !== "object") continue;
       const item = el("li", { value: Number(citation.n) || null });
       const label = "[" + (Number(citation.n) || "?") + "] " + String(citation.title || citation.slug || "");
-      const url = typeof citation.url === "string" && citation.url.startsWith("/") && !citation.url.startsWith("//")
-        ? citation.url : null;
+      const url = sitePath(citation.url);
       item.appendChild(url ? el("a", { href: url, target: "_blank", rel: "noopener" }, label) : el("span", {}, label));
       const section = String(citation.heading || "").split(" › ").slice(1).join(" › ");
       if (section) item.appendChild(el("span", { className: "msg-sources-section" }, " — " + section));
@@ -797,6 +803,7 @@
         length: codePoints(text.textContent),
         complete: true,
         id: null,
+        sources: node.querySelector(".msg-sources"), // replaced, not doubled, if the message comes again
       };
       bindMessage(record, Number(node.dataset.messageId));
       if (node.dataset.clientId) state.byClientId.set(node.dataset.clientId, record);
@@ -804,6 +811,23 @@
     for (const form of els.log.querySelectorAll(".chat-proposal")) bindProposal(form);
     for (const group of els.log.querySelectorAll(".chat-choice")) bindChoice(group);
     els.log.scrollTop = els.log.scrollHeight;
+  }
+
+  // --- the welcome's examples -----------------------------------------------------------------------
+  // An example goes into the composer and is sent as if typed; what the person had typed comes back after.
+  function sendExample(button) {
+    const text = button.textContent.trim();
+    const draft = els.input.value;
+    els.input.value = text;
+    const sent = sendMessage(text);
+    els.input.value = sent || draft ? draft : text;
+    els.input.focus();
+  }
+
+  for (const button of els.welcome.querySelectorAll("button.chat-example")) {
+    button.addEventListener("click", () => {
+      if (!button.disabled) sendExample(button);
+    });
   }
 
   // --- the composer ------------------------------------------------------------------------------

@@ -9,13 +9,19 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import render
+from django.utils.translation import get_language, gettext_lazy, ngettext
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 
 from governance.errors import NotFound
 from governance.selectors import user_memberships
 from support.models import AccessLevel, Conversation
-from support.selectors import conversation_get_for_user, conversation_messages, conversations_for_user
+from support.selectors import (
+    ChatWelcome,
+    chat_welcome,
+    conversation_get_for_user,
+    conversation_messages,
+    conversations_for_user,
+)
 
 CONVERSATIONS_PER_PAGE = 30
 
@@ -242,6 +248,14 @@ def chat(request, conversation_id: int | None = None):
             _item_view(item, strings)
             for item in conversation_messages(user=request.user, conversation_id=conversation.pk)
         ]
+    examples = []
+    if not items:  # the welcome shows only before the first message
+        welcome = chat_welcome(
+            user=request.user,
+            language=get_language() or settings.LANGUAGE_CODE,
+            article_slugs={slug for _question, slugs in HOW_TO_EXAMPLES for slug in slugs},
+        )
+        examples = welcome_examples(welcome)
     run_status = conversation.run_status if conversation else ""
     conversation_status = conversation.status if conversation else Conversation.Status.OPEN
     assignee = ""
@@ -267,6 +281,7 @@ def chat(request, conversation_id: int | None = None):
             "status_words": status_words,
             "composer_label": strings["composer"]["support" if with_support else "alfred"],
             "chat_strings": strings,
+            "examples": examples,
             "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
         },
     )
@@ -275,11 +290,70 @@ def chat(request, conversation_id: int | None = None):
 def _item_view(item: dict, strings: dict) -> dict:
     if item["kind"] == "participant":
         return {**item, "text": participant_text(item["participant"], strings)}
+    if item["kind"] == "message":
+        message = item["message"]
+        return {**item, "sources": message_sources(message) if message.get("role") == "assistant" else []}
     if item["kind"] != "form":
         return item
     if item["form"].get("kind") == "proposal":
         return _proposal_view(item, strings)
     return {**item, "options": _choice_options(item, strings)}
+
+
+def site_path(url) -> str | None:
+    """A citation's link, only when it is a path on this site (chat.js's `sitePath` has the same rule): "/kb/x/"
+    yes; "//evil.example/", "/\\evil.example/" (browsers read both as another host), "https://…" or a path with
+    spaces or control characters, no."""
+    if not isinstance(url, str) or not url.startswith("/") or url.startswith("//") or "\\" in url:
+        return None
+    return None if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in url) else url
+
+
+def message_sources(message: dict) -> list[dict]:
+    """The "Sources" under an answer from the knowledge base, as chat.js's `renderSources` builds them:
+    "[1] Title" (a link to the article's page when its url is a path on this site) and " — Section"."""
+    sources = []
+    for citation in message.get("citations") or []:
+        if not isinstance(citation, dict):
+            continue
+        number = citation.get("n")
+        if isinstance(number, bool) or not isinstance(number, int):
+            number = int(number) if isinstance(number, str) and number.strip().isdigit() else None
+        section = " › ".join(str(citation.get("heading") or "").split(" › ")[1:])
+        sources.append(
+            {
+                "n": number or None,
+                "label": f"[{number or '?'}] {citation.get('title') or citation.get('slug') or ''}",
+                "url": site_path(citation.get("url")),
+                "section": section,
+            }
+        )
+    return sources
+
+
+# How-to examples for the welcome, each with the help articles that answer it (knowledge/demo_articles): the
+# first one whose article is published in the member's language is shown, else the first one. Keep each
+# question in the words its article uses, so that retrieval finds it.
+HOW_TO_EXAMPLES = (
+    (gettext_lazy("How do I cancel an appointment?"), ("annuler-deplacer-rendez-vous",)),
+    (gettext_lazy("How do I set up SMS reminders?"), ("sms-email-reminders",)),
+)
+
+
+def welcome_examples(welcome: ChatWelcome) -> list[str]:
+    """What a new conversation offers to send, in the member's language: a change to one of their own calendars
+    for a real colleague (or, without a calendar they own or manage, a question about who gives access), then a
+    how-to question the knowledge base can answer."""
+    if welcome.colleague and welcome.calendar:
+        # Translators: an example the member can send to Alfred; {member} is a colleague's name, {calendar} the
+        # name of one of the member's calendars ("Give Karim Haddad booking access to Consultations Dr Martin").
+        change = _("Give {member} booking access to {calendar}").format(
+            member=welcome.colleague, calendar=welcome.calendar
+        )
+    else:
+        change = _("Who can give permissions on a calendar?")
+    answered = [str(question) for question, slugs in HOW_TO_EXAMPLES if welcome.articles.intersection(slugs)]
+    return [change, answered[0] if answered else str(HOW_TO_EXAMPLES[0][0])]
 
 
 def _choice_options(item: dict, strings: dict) -> list[dict]:

@@ -321,6 +321,32 @@ def test_the_status_endpoint_reports_the_job_and_index_states(console, make_arti
     assert console.get(reverse("knowledge:status"), {"ids": "1,x"}).status_code == 400
 
 
+def test_a_reindex_that_found_nothing_to_do_is_not_shown(console, make_article):
+    # A fresh install: the worker queues a reindex at start-up for the articles still waiting, and by the time
+    # it runs their own jobs have indexed them, so it ends "Done, 0 of 0 articles".
+    article = make_article("waiting-list", title="Waiting list", publish=True)
+    ReindexJob.objects.create(article=article, reason="published", state="done", total=1, done=1)
+    ReindexJob.objects.create(reason="stale or missing index", state="done", total=0, done=0)
+
+    text = page_text(console.get(reverse("knowledge:articles")))
+    status = console.get(reverse("knowledge:status")).json()
+
+    assert "Reindex of “Waiting list”: Done, 1 of 1 article (100%)" in text
+    assert "0 of 0" not in text
+    assert status["job"]["text"] == "Reindex of “Waiting list”: Done, 1 of 1 article (100%)"
+    assert status["job"]["active"] is False
+
+
+def test_only_reindexes_that_found_nothing_to_do_read_as_none_yet(console):
+    ReindexJob.objects.create(reason="stale or missing index", state="done", total=0, done=0)
+
+    response = console.get(reverse("knowledge:articles"))
+
+    assert "No reindex has run yet." in page_text(response)
+    assert re.search(r'<progress id="kb-job-progress" [^>]* hidden>', response.content.decode())
+    assert console.get(reverse("knowledge:status")).json()["job"] is None
+
+
 # --- Django admin -------------------------------------------------------------------------------------------------
 
 

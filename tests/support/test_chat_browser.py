@@ -11,6 +11,7 @@ engine never produces on demand: streamed tokens cut by a reconnect, a lost ackn
 import json
 import re
 import time
+from pathlib import Path
 
 import pytest
 from auditlog.models import LogEntry
@@ -18,7 +19,14 @@ from playwright.sync_api import expect
 
 from support.models import ActionProposal, CalendarAccess, Conversation, Message
 from tests.browser import DEFAULT_TIMEOUT_MS, browser, page  # noqa: F401
-from tests.factories import CalendarAccessFactory, CalendarFactory, MembershipFactory, OrganizationFactory, UserFactory
+from tests.factories import (
+    CalendarAccessFactory,
+    CalendarFactory,
+    MembershipFactory,
+    OrganizationFactory,
+    UserFactory,
+    article_published,
+)
 from tests.support.chat_client import wait_until_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -28,6 +36,12 @@ REQUEST = "Give Tomas Reyes booking access to my surgery calendar"
 SUMMARY = "Tomas Reyes: no access → book on Dr Novak surgery"
 TURN_TIMEOUT_MS = 60_000  # the first turn of a worker loads the offline engine
 NBSP = "\u00a0"  # French puts one before a colon
+PERMISSIONS = (
+    "## Levels\n"
+    "A calendar belongs to one practitioner. View lets other members look at the schedule. Book lets them add, "
+    "reschedule and cancel appointments as well. Manage adds the right to edit working hours and permissions."
+)
+DEMO_ARTICLES = Path(__file__).resolve().parents[2] / "knowledge" / "demo_articles"
 
 
 class Harbour:
@@ -322,6 +336,84 @@ def test_the_page_is_in_french_for_a_french_browser(browser, asgi_server, harbou
         assert CalendarAccess.objects.get(calendar=harbour.novak_surgery, user=harbour.tomas).level == "book"
     finally:
         context.close()
+
+
+def test_an_answers_sources_stay_after_a_reload_and_a_reconnect(page, asgi_server, harbour, worker):  # noqa: F811
+    article_published("calendar-permissions", "Calendar permissions explained", PERMISSIONS)
+    log_in(page, asgi_server, "anna")
+    open_chat(page, f"{asgi_server}/chat/")
+
+    ask(page, "What can I do with Book permission on a calendar?")
+
+    answer = page.get_by_role("log").locator(".msg-assistant").last
+    expect(answer.locator(".msg-text")).to_contain_text("Book lets them add", timeout=TURN_TIMEOUT_MS)
+    expect(answer.locator(".msg-text")).to_contain_text("[1]")
+    sources = answer.locator(".msg-sources")
+    expect(sources.locator(".msg-sources-title")).to_have_text("Sources")
+    link = sources.get_by_role("link", name="[1] Calendar permissions explained")
+    expect(link).to_have_attribute("href", "/kb/calendar-permissions/")
+    assert sources.locator(".msg-sources-section").evaluate("node => node.textContent") == " — Levels"
+    live = sources.evaluate("node => node.outerHTML")
+    expect(page.get_by_role("status")).to_have_text("Done.", timeout=TURN_TIMEOUT_MS)
+
+    # Reloaded, the page renders the same box from the server: same markup, same link.
+    page.reload()
+    expect(page.locator("#chat-connection-text")).to_have_text("Connected")
+    reloaded = page.get_by_role("log").locator(".msg-sources")
+    expect(reloaded).to_have_count(1)
+    assert reloaded.evaluate("node => node.outerHTML") == live
+    expect(reloaded.get_by_role("link", name="[1] Calendar permissions explained")).to_have_attribute(
+        "href", "/kb/calendar-permissions/"
+    )
+    assert page.request.get(f"{asgi_server}/kb/calendar-permissions/").ok  # the link leads to the article
+
+    # A reconnect catches up without drawing the box again.
+    page.evaluate("window.alfredChat.dropConnection()")
+    expect(page.locator("#chat-connection-text")).to_have_text("Reconnecting…")
+    expect(page.locator("#chat-connection-text")).to_have_text("Connected", timeout=TURN_TIMEOUT_MS)
+    expect(reloaded).to_have_count(1)
+    assert reloaded.evaluate("node => node.outerHTML") == live
+    shown_once(page)
+
+
+def test_each_welcome_example_is_annas_own_and_gets_its_answer(page, asgi_server, harbour, worker):  # noqa: F811
+    demo = (DEMO_ARTICLES / "sms-email-reminders.md").read_text(encoding="utf-8").split("---", 2)[2].strip()
+    article_published("sms-email-reminders", "Appointment reminders by SMS and email", demo)
+    change = "Give Ben Okafor booking access to Dr Novak appointments"  # her first calendar, a colleague without access
+    question = "How do I set up SMS reminders?"  # a published article answers it
+    log_in(page, asgi_server, "anna")
+    open_chat(page, f"{asgi_server}/chat/")
+    expect(page.locator("#chat-welcome").get_by_role("button")).to_have_text([change, question])
+
+    page.get_by_role("button", name=change).click()
+
+    log = page.get_by_role("log")
+    expect(log.locator(".msg-user .msg-text")).to_have_text(change)
+    expect(page.get_by_label("Your message to Alfred")).to_have_value("")
+    expect(page.locator("#chat-welcome")).to_be_hidden()
+    form = page.locator(".chat-proposal")
+    expect(form.locator(".proposal-summary")).to_have_text(
+        "Ben Okafor: no access → book on Dr Novak appointments", timeout=TURN_TIMEOUT_MS
+    )
+    expect(form.get_by_label("Member")).to_have_value(str(harbour.ben.pk))
+    expect(form.get_by_label("Calendar")).to_have_value(str(harbour.novak_main.pk))
+    expect(form.get_by_label("Access")).to_have_value("book")
+    expect(page.get_by_role("status")).to_have_text("Waiting for your confirmation.")
+
+    page.get_by_role("button", name="New conversation").click()
+    expect(page.locator("#chat-connection-text")).to_have_text("Connected")
+    page.get_by_role("button", name=question).click()
+
+    expect(log.locator(".msg-user .msg-text")).to_have_text(question)
+    answer = log.locator(".msg-assistant").last
+    expect(answer.locator(".msg-text")).to_contain_text("[1]", timeout=TURN_TIMEOUT_MS)
+    expect(answer.get_by_role("link", name="[1] Appointment reminders by SMS and email")).to_have_attribute(
+        "href", "/kb/sms-email-reminders/"
+    )
+    expect(page.get_by_role("status")).to_have_text("Done.", timeout=TURN_TIMEOUT_MS)
+    texts = Message.objects.filter(conversation__user=harbour.anna, role="user").order_by("id")
+    assert list(texts.values_list("text", flat=True)) == [change, question]
+    assert Conversation.objects.filter(user=harbour.anna).count() == 2
 
 
 def test_a_person_from_support_live_and_after_a_reload(page, asgi_server, harbour):  # noqa: F811

@@ -617,3 +617,208 @@ def test_the_new_sentences_are_translated(client, practice):
     assert "{seconds} seconde," in strings["errors"]["rate_limited_one"]
     assert strings["result"]["refused"] == "Refusée par le support\u00a0: {reason}. Rien n’a été modifié."
     assert "Revenir à Alfred" in page
+
+
+# --- Sources of an answer from the knowledge base ---------------------------------------------------------
+
+
+def answer_with(conversation, citations, question="What can I do with Book permission?", text="Book lets them [1]."):
+    message = say(conversation, question)
+    ReplyWriter(conversation_id=conversation.pk, turn_key=f"message:{message.pk}", reply_to_id=message.pk).finish(
+        text=text, citations=citations
+    )
+
+
+def sources_box(page: str) -> str:
+    return re.search(r'<div class="msg-sources">.*?</ol></div>', page).group(0)
+
+
+def test_an_answers_sources_are_shown_after_a_reload_as_the_script_shows_them(client, practice):
+    conversation = conversation_start(user=practice.anna)
+    answer_with(
+        conversation,
+        [
+            {
+                "n": 1,
+                "slug": "calendar-permissions",
+                "title": "Calendar permissions explained",
+                "heading": "Calendar permissions explained › Levels › Book",
+                "chunk_id": 11,
+                "url": "/kb/calendar-permissions/",
+            },
+            {"n": 2, "slug": "change-password", "title": "", "heading": "Change your password", "url": "/kb/x/"},
+        ],
+        text="Book lets them add appointments [1]. See also [2].",
+    )
+    client.force_login(practice.anna)
+
+    page = client.get(reverse("chat-conversation", args=[conversation.pk])).content.decode()
+
+    # The markup chat.js's renderSources builds: the box between the text and the note, "[n] Title" linking to
+    # the article's page, " — Section" (the heading without the article's title); no title: the slug.
+    assert sources_box(page) == (
+        '<div class="msg-sources"><p class="msg-sources-title">Sources</p><ol class="msg-sources-list">'
+        '<li value="1"><a href="/kb/calendar-permissions/" target="_blank" rel="noopener">'
+        "[1] Calendar permissions explained</a>"
+        '<span class="msg-sources-section"> — Levels › Book</span></li>'
+        '<li value="2"><a href="/kb/x/" target="_blank" rel="noopener">[2] change-password</a></li>'
+        "</ol></div>"
+    )
+    assert re.search(
+        r'<p class="msg-text">Book lets them add appointments \[1\]\. See also \[2\]\.</p>'
+        r'<div class="msg-sources">.*?</div><p class="msg-note"></p></div>',
+        page,
+    )
+    assert page.count('class="msg-sources"') == 1  # the question and other messages have none
+
+
+def test_a_hostile_title_stays_text_and_only_this_sites_paths_are_links(client, practice):
+    conversation = conversation_start(user=practice.anna)
+    hostile = '<img src=x onerror="alert(1)">Phone robot'
+    answer_with(
+        conversation,
+        [
+            {"n": 1, "slug": "phone-robot", "title": hostile, "heading": f"{hostile} › <b>Setup</b>", "url": "/kb/p/"},
+            {"n": 2, "slug": "a", "title": "Off site", "heading": "Off site", "url": "https://evil.example/kb/a/"},
+            {"n": 3, "slug": "b", "title": "Other host", "heading": "Other host", "url": "//evil.example/kb/b/"},
+            {"n": 4, "slug": "c", "title": "Backslash", "heading": "Backslash", "url": "/\\evil.example/kb/c/"},
+            {"n": 5, "slug": "d", "title": "Script", "heading": "Script", "url": "javascript:alert(1)"},
+            {"n": 6, "slug": "e", "title": "No url", "heading": "No url"},
+        ],
+    )
+    client.force_login(practice.anna)
+
+    box = sources_box(client.get(reverse("chat-conversation", args=[conversation.pk])).content.decode())
+
+    assert "<img" not in box and "<b>" not in box
+    assert (
+        '<li value="1"><a href="/kb/p/" target="_blank" rel="noopener">'
+        "[1] &lt;img src=x onerror=&quot;alert(1)&quot;&gt;Phone robot</a>"
+        '<span class="msg-sources-section"> — &lt;b&gt;Setup&lt;/b&gt;</span></li>'
+    ) in box
+    assert re.findall(r"<a href=\"([^\"]*)\"", box) == ["/kb/p/"]  # the only link
+    for number, title in [(2, "Off site"), (3, "Other host"), (4, "Backslash"), (5, "Script"), (6, "No url")]:
+        assert f'<li value="{number}"><span>[{number}] {title}</span></li>' in box
+    assert "evil.example" not in box and "javascript:" not in box
+
+
+def test_messages_without_citations_have_no_sources(client, practice):
+    conversation = conversation_start(user=practice.anna)
+    say(conversation, "Give Tom view access", reply="Here is the change I can make.")
+    client.force_login(practice.anna)
+
+    page = client.get(reverse("chat-conversation", args=[conversation.pk])).content.decode()
+
+    assert "msg-sources" not in page
+
+
+# --- The welcome's examples ----------------------------------------------------------------------------------
+
+
+def examples(page: str) -> list[str]:
+    return re.findall(r'<button type="button" class="chat-example">([^<]*)</button>', page)
+
+
+def test_the_examples_name_the_members_own_colleague_and_calendar(client, practice):
+    client.force_login(practice.anna)
+
+    page = client.get(reverse("chat")).content.decode()
+
+    # Anna's first calendar by name, and a colleague of her practice who has no access to it yet (Tom can view it).
+    assert examples(page) == [
+        "Give Léa Girard booking access to Dr Novak appointments",
+        "How do I cancel an appointment?",  # no help article is published: the first how-to question
+    ]
+    assert "Give Tom booking access to my surgery calendar" not in page
+    assert "Iris" not in page and "Walsh" not in page and "Northside" not in page
+    assert "For example (select one to send it):" in page
+
+
+def test_the_examples_are_in_french_for_a_french_member(client, practice):
+    client.force_login(practice.anna)
+
+    page = client.get(reverse("chat"), HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+
+    assert examples(page) == [
+        "Donne à Léa Girard l’accès en réservation à Dr Novak appointments",
+        "Comment annuler un rendez-vous\u00a0?",
+    ]
+    assert "Par exemple (choisissez-en un pour l’envoyer)\u00a0:" in page
+    assert "Vous pouvez aussi demander comment faire quelque chose" in page
+
+
+def test_a_manager_gets_a_calendar_they_manage_and_never_its_owner_as_colleague(client, practice):
+    client.force_login(practice.lea)  # manages Dr Okafor appointments (Ben's), owns none
+
+    page = client.get(reverse("chat")).content.decode()
+
+    # The first colleague by name who is neither Léa nor Ben, the calendar's owner.
+    assert examples(page)[0] == "Give Tom Fisher booking access to Dr Okafor appointments"
+    assert "Ben Okafor" not in page
+
+
+def test_without_a_calendar_to_manage_the_example_asks_a_question(client, practice):
+    client.force_login(practice.tom)  # may view Anna's calendar, owns or manages none
+
+    page = client.get(reverse("chat")).content.decode()
+
+    assert examples(page)[0] == "Who can give permissions on a calendar?"
+    assert "booking access" not in page
+
+
+def test_alone_in_a_practice_the_example_names_nobody_of_another_one(client, practice):
+    client.force_login(practice.iris)  # owns Dr Walsh clinic, the only member of Northside
+
+    page = client.get(reverse("chat")).content.decode()
+
+    assert examples(page)[0] == "Who can give permissions on a calendar?"
+    for name in ("Anna", "Novak", "Léa", "Ben", "Tom", "Harbour"):
+        assert name not in page
+
+
+def test_former_colleagues_are_never_named(client, practice):
+    for user in (practice.lea, practice.ben):
+        user.memberships.update(is_active=False)
+    practice.tomas.is_active = False
+    practice.tomas.save(update_fields=["is_active"])
+    client.force_login(practice.anna)
+
+    # Léa and Ben left the practice and Tomas's account is closed: Tom (who can view the calendar) is left.
+    assert examples(client.get(reverse("chat")).content.decode())[0] == (
+        "Give Tom Fisher booking access to Dr Novak appointments"
+    )
+
+
+def test_the_how_to_example_is_one_a_published_article_answers_in_the_members_language(client, practice):
+    from tests.factories import article_published
+
+    article_published(
+        "sms-email-reminders",
+        "Appointment reminders by SMS and email",
+        "Reminders are sent by SMS and email. Set them up in Settings > Reminders.",
+    )
+    article_published(
+        "annuler-deplacer-rendez-vous",
+        "Annuler ou déplacer un rendez-vous",
+        "Pour annuler un rendez-vous, ouvrez-le et cliquez sur « Annuler le rendez-vous ».",
+        language="fr",
+    )
+    client.force_login(practice.anna)
+
+    english = client.get(reverse("chat")).content.decode()
+    french = client.get(reverse("chat"), HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+
+    assert examples(english)[1] == "How do I set up SMS reminders?"  # the cancelling article is in French
+    assert examples(french)[1] == "Comment annuler un rendez-vous\u00a0?"
+
+
+def test_a_conversation_with_history_has_no_examples_and_no_extra_queries(client, practice):
+    conversation = conversation_start(user=practice.anna)
+    say(conversation, "Give Tom view access", reply="Here is the change I can make.")
+    client.force_login(practice.anna)
+
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(reverse("chat-conversation", args=[conversation.pk])).content.decode()
+
+    assert examples(page) == []
+    assert not any("knowledge_article" in query["sql"] for query in queries.captured_queries)
