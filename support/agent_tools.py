@@ -139,7 +139,7 @@ class SupportChatTools:
         return next((row["level"] for row in self.client.accesses(calendar_id) if row["user"]["id"] == member_id), None)
 
     # --- proposals ----------------------------------------------------------------------------------
-    def propose(self, *, action, calendar, member, level, before, summary) -> Proposal:
+    def propose(self, *, action, calendar, member, level, before, summary, done) -> Proposal:
         practice = self.practice()
         fields = {
             "member": {
@@ -159,6 +159,7 @@ class SupportChatTools:
             action=action,
             arguments={"calendar_id": calendar.id, "user_id": member.id, "level": level},
             summary=summary,
+            done=done,
             before=before,
             fields=fields,
         )
@@ -171,7 +172,7 @@ class SupportChatTools:
     def execute(self, *, proposal_id: int) -> Outcome:
         proposal = proposal_execute(proposal_id=proposal_id, client=self.client)
         if proposal.status == ActionProposal.Status.EXECUTED:
-            return Outcome("executed", detail=proposal.summary)
+            return Outcome("executed", detail=proposal.summary, done=proposal.done)
         return Outcome(proposal.status, code=proposal.result_code, detail=proposal.result_detail)
 
     def handoff(self) -> None:

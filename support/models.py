@@ -204,7 +204,11 @@ class ActionProposal(models.Model):
     action = models.CharField(max_length=10)  # grant | change | revoke
     arguments = models.JSONField()  # {"calendar_id", "user_id", "level"}
     arguments_hash = models.CharField(max_length=64)
-    summary = models.TextField()  # "Julie Bernard: view → book on Consultations Dr Martin"
+    # In plain words, in the member's language: what will change ("Julie Bernard will be able to book appointments
+    # in Consultations Dr Martin instead of only seeing it"), and what is true once it is done ("Done: Julie
+    # Bernard can now book appointments in Consultations Dr Martin."), said by whoever carries it out.
+    summary = models.TextField()
+    done = models.TextField(blank=True, default="")  # empty for proposals stored before it existed
     before = models.JSONField(default=dict)  # {"level": "view" | None}
     after = models.JSONField(default=dict)
     state_version = models.CharField(max_length=64)

@@ -733,7 +733,8 @@
   function resultText(frame) {
     const texts = T.result;
     const code = frame.code || "";
-    if (frame.status === "executed") return fmt(texts.executed, { summary: frame.summary || "" });
+    // Its own done-sentence; a result stored before proposals had one: its summary.
+    if (frame.status === "executed") return frame.done || fmt(texts.executed, { summary: frame.summary || "" });
     if (frame.status === "awaiting_approval") return texts.awaiting_approval;
     if (frame.status === "confirmed") {
       return code === "approved" ? fmt(texts.approved, { reviewer: frame.reviewer || T.roles.support }) : "";

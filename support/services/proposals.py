@@ -78,6 +78,7 @@ def proposal_create(
     summary: str,
     before: str | None,
     fields: dict,
+    done: str = "",
 ) -> ActionProposal:
     """Store a proposal and show it (a `form` event). The same request in a retried run returns the same one."""
     digest = arguments_hash({"action": action, **arguments})
@@ -93,6 +94,7 @@ def proposal_create(
             arguments=arguments,
             arguments_hash=digest,
             summary=summary,
+            done=done,
             before={"level": before},
             after={"level": arguments.get("level")},
             state_version=state_version(
@@ -129,6 +131,7 @@ def _publish_result(proposal: ActionProposal, **extra) -> None:
         "status": proposal.status,
         "code": proposal.result_code,
         "summary": proposal.summary,
+        "done": proposal.done,  # what the form says once it is executed
         **extra,
     }
     event_publish(conversation_id=proposal.conversation_id, type="result", payload=payload)

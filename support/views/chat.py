@@ -174,8 +174,8 @@ def result_text(result: dict, strings: dict) -> str:
     """
     texts = strings["result"]
     status, code = result.get("status"), result.get("code") or ""
-    if status == "executed":
-        return texts["executed"].replace("{summary}", result.get("summary") or "")
+    if status == "executed":  # its own done-sentence; a result stored before proposals had one: its summary
+        return result.get("done") or texts["executed"].replace("{summary}", result.get("summary") or "")
     if status == "awaiting_approval":
         return texts["awaiting_approval"]
     if status == "confirmed":

@@ -3,6 +3,7 @@
 from auditlog.models import LogEntry
 from django.core.cache import cache
 
+from agents.graphs.chat.texts import done_text, summary_text
 from support.models import ActionProposal, Conversation, Message
 from support.services.proposals import proposal_create
 from tests.factories import UserFactory
@@ -24,13 +25,15 @@ def message_in(conversation: Conversation, text: str = "Please do it", **fields)
 def proposal_in(conversation: Conversation, *, calendar, member, level: str | None, before: str | None, action=None):
     """A proposal as Alfred makes it (through proposal_create), asked by the conversation's member."""
     action = action or ("revoke" if level is None else "grant" if before is None else "change")
+    names = {"action": action, "member": member.display_name, "calendar": calendar.name}
     return proposal_create(
         conversation_id=conversation.pk,
         message_id=message_in(conversation).pk,
         requested_by=conversation.user,
         action=action,
         arguments={"calendar_id": calendar.pk, "user_id": member.pk, "level": level},
-        summary=f"{member.display_name}: {before or 'no access'} → {level or 'no access'} on {calendar.name}",
+        summary=summary_text("en", **names, level=level, before=before),
+        done=done_text("en", **names, level=level),
         before=before,
         fields={},
     )

@@ -12,6 +12,7 @@ from django.core.cache import cache
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from agents.models import AgentRun
 from governance.errors import Conflict, NotAllowed, NotFound, ValidationFailed
 from governance.keys import private_pem
 from governance.tokens import issue_local_user_token
@@ -529,7 +530,7 @@ def test_an_approved_change_is_made_by_the_worker_through_the_api(asgi_server, w
     with ChatSocket(asgi_server, world.lea) as socket:
         socket.say("Give Tomas Reyes booking access to Dr Okafor's appointments calendar.")
         form = socket.until(lambda f: f["type"] == "form" and f.get("kind") == "proposal")["proposal"]
-        assert form["summary"] == "Tomas Reyes: no access → book on Dr Okafor appointments"
+        assert form["summary"] == "Tomas Reyes will be able to book appointments in Dr Okafor appointments"
         socket.send({"type": "confirm", "proposal": form["id"], "hash": form["hash"], "decision": "confirm"})
         waiting = socket.until(lambda f: f["type"] == "result" and f["proposal"] == form["id"])
         assert (waiting["status"], waiting["reasons"]) == ("awaiting_approval", ["delegated_manager"])
@@ -540,8 +541,9 @@ def test_an_approved_change_is_made_by_the_worker_through_the_api(asgi_server, w
         done = socket.until(
             lambda f: f["type"] == "result" and f["proposal"] == form["id"] and f["status"] != "confirmed"
         )
-        assert done["status"] == "executed"
-        socket.until(lambda f: f["type"] == "message" and f["message"]["text"].startswith("Done"))
+        sentence = "Done: Tomas Reyes can now book appointments in Dr Okafor appointments."
+        assert (done["status"], done["done"]) == ("executed", sentence)
+        socket.until(lambda f: f["type"] == "message" and f["message"]["text"] == sentence)
 
     assert level_of(world.okafor_main, world.tomas) == "book"
     proposal = ActionProposal.objects.get(pk=form["id"])
@@ -577,3 +579,34 @@ def test_a_refused_change_is_told_to_the_member_and_never_made(asgi_server, worl
 
     assert level_of(world.okafor_main, world.tomas) is None
     assert not LogEntry.objects.get_for_model(CalendarAccess).filter(additional_data__proposal=form["id"]).exists()
+
+
+@pytest.mark.slow
+def test_a_change_approved_after_the_member_wrote_again_says_the_same_done_sentence(asgi_server, world):
+    """The graph moved on (a new message) while the change waited for staff: the worker carries it out on its
+    own (tasks._execute_approved) and says the done-sentence stored with the proposal, as the form does."""
+    staff = support_staff()
+    with ChatSocket(asgi_server, world.lea) as socket:
+        conversation = socket.say("Give Tomas Reyes booking access to Dr Okafor's appointments calendar.")[
+            "conversation"
+        ]
+        form = socket.until(lambda f: f["type"] == "form" and f.get("kind") == "proposal")["proposal"]
+        socket.send({"type": "confirm", "proposal": form["id"], "hash": form["hash"], "decision": "confirm"})
+        socket.until(lambda f: f["type"] == "result" and f["proposal"] == form["id"])
+        socket.say("Thank you!", conversation=conversation)
+        wait_until_idle(timeout=30)
+        assert ActionProposal.objects.get(pk=form["id"]).status == ActionProposal.Status.AWAITING_APPROVAL
+
+        proposal_approve(staff=staff, proposal_id=form["id"], hash=form["hash"])
+
+        sentence = "Done: Tomas Reyes can now book appointments in Dr Okafor appointments."
+        done = socket.until(
+            lambda f: f["type"] == "result" and f["proposal"] == form["id"] and f["status"] == "executed"
+        )
+        assert done["done"] == sentence
+        socket.until(lambda f: f["type"] == "message" and f["message"]["text"] == sentence)
+
+    assert level_of(world.okafor_main, world.tomas) == "book"
+    wait_until_idle(timeout=30)
+    (run,) = AgentRun.objects.filter(proposal_id=form["id"])  # carried out outside the graph
+    assert run.path == ["execute"]

@@ -82,7 +82,7 @@ def test_the_process_running_the_turn_is_killed(asgi_server, world, llm):
         proposal = socket.until(lambda f: f["type"] == "form" and f.get("kind") == "proposal", timeout=60)["proposal"]
         wait_until_idle(timeout=30)
 
-    assert proposal["summary"] == "Tomas Reyes: no access → view on Dr Novak surgery"
+    assert proposal["summary"] == "Tomas Reyes will be able to see Dr Novak surgery"
     assert_answered_once(conversation)
 
 
@@ -105,5 +105,5 @@ def test_the_whole_worker_is_killed_and_another_takes_over(asgi_server, world, l
             ]
             wait_until_idle(timeout=30)
 
-    assert proposal["summary"] == "Tomas Reyes: no access → view on Dr Novak surgery"
+    assert proposal["summary"] == "Tomas Reyes will be able to see Dr Novak surgery"
     assert_answered_once(conversation)

@@ -45,7 +45,7 @@ def test_grant_proposed_confirmed_and_executed_through_the_api(asgi_server, scri
     with ChatSocket(asgi_server, world.anna) as socket:
         socket.say("Let Tomas book appointments in my surgery calendar")
         proposal = form_of(socket)
-        assert proposal["summary"] == "Tomas Reyes: no access → book on Dr Novak surgery"
+        assert proposal["summary"] == "Tomas Reyes will be able to book appointments in Dr Novak surgery"
         assert not CalendarAccess.objects.filter(user=world.tomas, calendar=world.novak_surgery).exists()
 
         socket.send({"type": "confirm", "proposal": proposal["id"], "hash": proposal["hash"], "decision": "confirm"})
@@ -53,7 +53,7 @@ def test_grant_proposed_confirmed_and_executed_through_the_api(asgi_server, scri
         reply = socket.until(lambda f: f["type"] == "message" and f["message"]["role"] == "assistant")
 
     assert result["status"] == "executed"
-    assert reply["message"]["text"] == "Done: Tomas Reyes: no access → book on Dr Novak surgery."
+    assert reply["message"]["text"] == "Done: Tomas Reyes can now book appointments in Dr Novak surgery."
     access = CalendarAccess.objects.get(user=world.tomas, calendar=world.novak_surgery)
     assert access.level == "book" and access.granted_by == world.anna
     (entry,) = LogEntry.objects.get_for_object(access)
@@ -199,7 +199,7 @@ def test_edited_fields_become_a_new_proposal_to_confirm(asgi_server, script, wor
         )
         second = form_of(socket)
         assert second["id"] != first["id"]
-        assert second["summary"] == "Tomas Reyes: no access → book on Dr Novak surgery"
+        assert second["summary"] == "Tomas Reyes will be able to book appointments in Dr Novak surgery"
         assert not CalendarAccess.objects.filter(user=world.tomas, calendar=world.novak_surgery).exists()
         socket.send({"type": "confirm", "proposal": second["id"], "hash": second["hash"], "decision": "confirm"})
         socket.until(lambda f: f["type"] == "result" and f["proposal"] == second["id"])

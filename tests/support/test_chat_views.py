@@ -167,7 +167,8 @@ def test_a_pending_proposal_is_rendered_with_its_fields_preselected(client, prac
         requested_by=practice.anna,
         action="grant",
         arguments={"calendar_id": practice.novak_surgery.pk, "user_id": practice.tomas.pk, "level": "book"},
-        summary="Tomas Reyes: no access → book on Dr Novak surgery",
+        summary="Tomas Reyes will be able to book appointments in Dr Novak surgery",
+        done="Done: Tomas Reyes can now book appointments in Dr Novak surgery.",
         before=None,
         fields={
             "member": {
@@ -189,7 +190,7 @@ def test_a_pending_proposal_is_rendered_with_its_fields_preselected(client, prac
     page = client.get(reverse("chat-conversation", args=[conversation.pk])).content.decode()
 
     assert "Proposed change: give access" in page
-    assert "Tomas Reyes: no access → book on Dr Novak surgery" in page
+    assert "Tomas Reyes will be able to book appointments in Dr Novak surgery" in page
     assert f'<option value="{practice.tomas.pk}" selected>Tomas Reyes</option>' in page
     assert '<option value="book" selected>Book</option>' in page
     assert 'data-decision="confirm"' in page and ">Confirm</button>" in page
@@ -206,7 +207,41 @@ def test_a_decided_proposal_shows_its_result_and_cannot_be_used(client, practice
         requested_by=practice.anna,
         action="grant",
         arguments={"calendar_id": practice.novak_surgery.pk, "user_id": practice.tomas.pk, "level": "book"},
-        summary="Tomas Reyes: no access → book on Dr Novak surgery",
+        summary="Tomas Reyes will be able to book appointments in Dr Novak surgery",
+        done="Done: Tomas Reyes can now book appointments in Dr Novak surgery.",
+        before=None,
+        fields={},
+    )
+    event_publish(
+        conversation_id=conversation.pk,
+        type="result",
+        payload={
+            "proposal": proposal.pk,
+            "status": "executed",
+            "code": "",
+            "summary": proposal.summary,
+            "done": proposal.done,
+        },
+    )
+    client.force_login(practice.anna)
+
+    page = client.get(reverse("chat-conversation", args=[conversation.pk])).content.decode()
+
+    assert "<fieldset disabled>" in page
+    assert proposal_result(page) == ("executed", "Done: Tomas Reyes can now book appointments in Dr Novak surgery.")
+
+
+def test_a_result_stored_before_done_sentences_shows_its_summary(client, practice):
+    """A result event stored before proposals had a done-sentence still says what was done."""
+    conversation = conversation_start(user=practice.anna)
+    message = say(conversation, "Give Tomas booking access")
+    proposal = proposal_create(
+        conversation_id=conversation.pk,
+        message_id=message.pk,
+        requested_by=practice.anna,
+        action="grant",
+        arguments={"calendar_id": practice.novak_surgery.pk, "user_id": practice.tomas.pk, "level": "book"},
+        summary="Tomas Reyes will be able to book appointments in Dr Novak surgery",
         before=None,
         fields={},
     )
@@ -219,8 +254,10 @@ def test_a_decided_proposal_shows_its_result_and_cannot_be_used(client, practice
 
     page = client.get(reverse("chat-conversation", args=[conversation.pk])).content.decode()
 
-    assert "<fieldset disabled>" in page
-    assert "Done: Tomas Reyes: no access → book on Dr Novak surgery" in page
+    assert proposal_result(page) == (
+        "executed",
+        "Done: Tomas Reyes will be able to book appointments in Dr Novak surgery",
+    )
 
 
 def test_a_question_offers_its_options_until_it_is_answered(client, practice):
@@ -501,7 +538,8 @@ def proposal_for(practice, conversation, text="Give Tom manage access to my surg
         requested_by=practice.anna,
         action="grant",
         arguments={"calendar_id": practice.novak_surgery.pk, "user_id": practice.tom.pk, "level": "manage"},
-        summary="Tom Fisher: no access → manage on Dr Novak surgery",
+        summary="Tom Fisher will be able to manage Dr Novak surgery, including who has access to it",
+        done="Done: Tom Fisher can now manage Dr Novak surgery (including who has access to it).",
         before=None,
         fields={},
     )
@@ -511,7 +549,14 @@ def publish_result(conversation, proposal, status, code="", **extra):
     event_publish(
         conversation_id=conversation.pk,
         type="result",
-        payload={"proposal": proposal.pk, "status": status, "code": code, "summary": proposal.summary, **extra},
+        payload={
+            "proposal": proposal.pk,
+            "status": status,
+            "code": code,
+            "summary": proposal.summary,
+            "done": proposal.done,
+            **extra,
+        },
     )
 
 
@@ -575,7 +620,10 @@ def test_an_approved_then_executed_proposal_shows_it_was_done(client, practice):
     executed = client.get(url).content.decode()
 
     assert proposal_result(approved) == ("confirmed", "Approved by Sophie Durand. Making the change…")
-    assert proposal_result(executed) == ("executed", "Done: Tom Fisher: no access → manage on Dr Novak surgery")
+    assert proposal_result(executed) == (
+        "executed",
+        "Done: Tom Fisher can now manage Dr Novak surgery (including who has access to it).",
+    )
 
 
 @pytest.mark.parametrize(

@@ -190,13 +190,13 @@ def test_a_transcript_shows_a_proposal_and_its_whole_lifecycle(console, practice
         requested_by=practice.anna,
         action="grant",
         arguments={"calendar_id": practice.novak_surgery.pk, "user_id": practice.tomas.pk, "level": "manage"},
-        summary="Tomas Reyes: no access → manage on Dr Novak surgery",
+        summary="Tomas Reyes will be able to manage Dr Novak surgery, including who has access to it",
         before=None,
         fields={},
     )
     proposal_decide(user=practice.anna, proposal_id=proposal.pk, hash=proposal.arguments_hash, decision="confirm")
     page = text_of(console.get(reverse("console:conversation", args=[conversation.pk])))
-    assert "Tomas Reyes: no access → manage on Dr Novak surgery" in page
+    assert "Tomas Reyes will be able to manage Dr Novak surgery, including who has access to it" in page
     assert "propose · Anna Novak" in page and "confirm · Anna Novak" in page
     assert "Needs approval because it gives manage access." in page
     assert f'"calendar_id": {practice.novak_surgery.pk}' in page
@@ -266,7 +266,7 @@ def _awaiting(practice):
         requested_by=practice.anna,
         action="grant",
         arguments={"calendar_id": practice.novak_surgery.pk, "user_id": practice.tomas.pk, "level": "manage"},
-        summary="Tomas Reyes: no access → manage on Dr Novak surgery",
+        summary="Tomas Reyes will be able to manage Dr Novak surgery, including who has access to it",
         before=None,
         fields={},
     )
@@ -278,7 +278,7 @@ def test_the_approval_queue_lists_what_waits_and_approves_it(console, practice, 
     assert "No change waits for approval." in text_of(console.get(reverse("console:approvals")))
     proposal = _awaiting(practice)
     page = text_of(console.get(reverse("console:approvals")))
-    assert "Tomas Reyes: no access → manage on Dr Novak surgery" in page
+    assert "Tomas Reyes will be able to manage Dr Novak surgery, including who has access to it" in page
     assert "Anna Novak · Harbour Dental Practice" in page
     assert "Waiting for approval 1" in text_of(console.get(reverse("console:inbox")))
     with mock.patch("support.tasks.run_decision.delay") as run, django_capture_on_commit_callbacks(execute=True):

@@ -31,9 +31,10 @@ TURN_TIMEOUT_MS = 60_000  # the first turn of a worker loads the offline engine
 HANDOFF_REQUEST = "I want to talk to a person"  # the offline engine's rules: "talk to a person" -> handoff
 HANDOFF_REPLY = "I've passed this conversation to the support team. Someone will answer you here."
 BOOK_REQUEST = "Give Tomas Reyes booking access to my surgery calendar"
-BOOK_SUMMARY = "Tomas Reyes: no access → book on Dr Novak surgery"
+BOOK_SUMMARY = "Tomas Reyes will be able to book appointments in Dr Novak surgery"
 MANAGE_REQUEST = "Give Tomas Reyes manage access to my surgery calendar"
-MANAGE_SUMMARY = "Tomas Reyes: no access → manage on Dr Novak surgery"
+MANAGE_SUMMARY = "Tomas Reyes will be able to manage Dr Novak surgery, including who has access to it"
+MANAGE_DONE = "Done: Tomas Reyes can now manage Dr Novak surgery (including who has access to it)."
 TAKEN = "You have taken this conversation over: Alfred no longer answers in it."
 ENDED = "Your session has ended. Log in again to continue."
 TO_ALFRED = "Your message to Alfred"
@@ -261,7 +262,7 @@ def test_support_approves_a_manage_grant_and_the_member_sees_it_made(people, asg
 
     expect(console.get_by_text("Approved: the change is being made for the member.")).to_be_visible()
     expect(console.get_by_text("No change waits for approval.")).to_be_visible()
-    expect(chat_log).to_contain_text(f"Done: {MANAGE_SUMMARY}", timeout=TURN_TIMEOUT_MS)
+    expect(chat_log).to_contain_text(MANAGE_DONE, timeout=TURN_TIMEOUT_MS)
     assert not_reloaded(member)
     assert any("Approved by Sophie Durand. Making the change…" in text for text in member.evaluate("window.logTexts"))
     wait_for(lambda: CalendarAccess.objects.filter(calendar=harbour.novak_surgery, user=harbour.tomas).exists())

@@ -13,7 +13,7 @@ from langgraph.types import interrupt
 
 from agents.graphs.chat.resolution import resolve_request
 from agents.graphs.chat.state import ChatState
-from agents.graphs.chat.texts import outcome_text, say
+from agents.graphs.chat.texts import done_text, outcome_text, say, summary_text
 from agents.graphs.chat.tools import ChatContext
 from agents.grounding import claims_from_text, compose
 from agents.prompts import refusal_task
@@ -73,20 +73,18 @@ def resolve(state: ChatState, runtime: Runtime[ChatContext]) -> dict:
 
 
 def propose(state: ChatState, runtime: Runtime[ChatContext]) -> dict:
-    """Store the exact change and show it to the person. Idempotent: a resumed run finds the same proposal."""
+    """Store the exact change and show it to the person. Idempotent: a resumed run finds the same proposal.
+
+    Its summary says what will change, and its done-sentence what will then be true, both in the person's
+    language: the done-sentence is stored with the proposal, so that whoever carries it out (this graph, or
+    the worker after a staff approval) and the form's result line say the same words."""
     change = state["pending_change"]
     tools = runtime.context.tools
     practice = tools.practice()
     calendar = next(c for c in practice.calendars if c.id == change["calendar_id"])
     member = next(m for m in practice.members if m.id == change["member_id"])
-    summary = say(
-        state["language"],
-        "summary_change",
-        member=member.name,
-        before=change["before"],
-        after=change["level"],
-        calendar=calendar.name,
-    )
+    names = {"action": change["action"], "member": member.name, "calendar": calendar.name}
+    summary = summary_text(state["language"], level=change["level"], before=change["before"], **names)
     proposal = tools.propose(
         action=change["action"],
         calendar=calendar,
@@ -94,6 +92,7 @@ def propose(state: ChatState, runtime: Runtime[ChatContext]) -> dict:
         level=change["level"],
         before=change["before"],
         summary=summary,
+        done=done_text(state["language"], level=change["level"], **names),
     )
     tools.say(say(state["language"], "propose", summary=summary), key=f"proposal:{proposal.id}:ask")
     return {"proposal_id": proposal.id, "question": ""}

@@ -6,7 +6,7 @@ cannot be made (and why, in plain words), and otherwise returns the change to pr
 
 from dataclasses import dataclass, field
 
-from agents.graphs.chat.texts import options_text, say
+from agents.graphs.chat.texts import levels_text, options_text, say
 from agents.graphs.chat.tools import Calendar, ChatTools, Member, Practice
 from agents.providers.base import Candidate, Slots
 from agents.providers.offline.matching import match_candidates
@@ -98,7 +98,7 @@ def resolve_request(slots: Slots, *, language: str, tools: ChatTools) -> Verdict
     if member.id == calendar.owner_id:
         return _stop(tools, say(language, "owner_access", member=member.name, calendar=calendar.name), "owner_access")
     if slots.action != "revoke" and slots.level not in LEVELS:
-        text = say(language, "ask_level", member=member.name, calendar=calendar.name)
+        text = say(language, "ask_level", member=member.name, calendar=calendar.name, options=levels_text(language))
         return _ask(tools, text, "level", [(level, level) for level in LEVELS], "level")
     tools.status(say(language, "checking"))
     before = tools.current_level(calendar_id=calendar.id, member_id=member.id)

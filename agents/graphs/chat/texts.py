@@ -8,11 +8,41 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 
+# The levels as the form names them: the same msgids and context as support.models.AccessLevel's labels,
+# so a sentence and the form's options say the same word ("View", "Book", "Manage"; "Consulter"… in French).
 LEVEL_WORDS = {
-    "view": lambda: pgettext("calendar access level", "view"),
-    "book": lambda: pgettext("calendar access level", "book"),
-    "manage": lambda: pgettext("calendar access level", "manage"),
-    None: lambda: pgettext("calendar access level", "no access"),
+    "view": lambda: pgettext("calendar access level", "View"),
+    "book": lambda: pgettext("calendar access level", "Book"),
+    "manage": lambda: pgettext("calendar access level", "Manage"),
+}
+LEVELS = ("view", "book", "manage")
+
+# A proposal in plain words, per action and level (and, for a change, the level it replaces): whole sentences,
+# so that a translator never has to assemble pieces. Keys: (level, the level a change replaces); (None, None) is
+# a removal.
+SUMMARIES = {
+    ("view", None): lambda: _("{member} will be able to see {calendar}"),
+    ("book", None): lambda: _("{member} will be able to book appointments in {calendar}"),
+    ("manage", None): lambda: _("{member} will be able to manage {calendar}, including who has access to it"),
+    ("view", "book"): lambda: _("{member} will be able to see {calendar} instead of booking appointments"),
+    ("view", "manage"): lambda: _("{member} will be able to see {calendar} instead of managing it"),
+    ("book", "view"): lambda: _("{member} will be able to book appointments in {calendar} instead of only seeing it"),
+    ("book", "manage"): lambda: _("{member} will be able to book appointments in {calendar} instead of managing it"),
+    ("manage", "view"): lambda: _(
+        "{member} will be able to manage {calendar}, including who has access to it, instead of only seeing it"
+    ),
+    ("manage", "book"): lambda: _(
+        "{member} will be able to manage {calendar}, including who has access to it, instead of booking appointments"
+    ),
+    (None, None): lambda: _("{member} will no longer have access to {calendar}"),
+}
+
+# What is true once a proposal was carried out, per level (None: the access was removed).
+DONE = {
+    "view": lambda: _("Done: {member} can now see {calendar}."),
+    "book": lambda: _("Done: {member} can now book appointments in {calendar}."),
+    "manage": lambda: _("Done: {member} can now manage {calendar} (including who has access to it)."),
+    None: lambda: _("Done: {member} no longer has access to {calendar}."),
 }
 
 TEXTS = {
@@ -22,7 +52,7 @@ TEXTS = {
     "ask_member": lambda: _("Who should this apply to?"),
     "ask_member_among": lambda: _("Which {words} do you mean: {options}?"),
     "ask_calendar": lambda: _("Which calendar: {options}?"),
-    "ask_level": lambda: _("Which access should {member} have on {calendar}: view, book or manage?"),
+    "ask_level": lambda: _("Which access should {member} have on {calendar}: {options}?"),
     "member_unknown": lambda: _(
         "I can't find “{words}” among the members of your practice. I can only change access for members "
         "of your own practice."
@@ -38,8 +68,7 @@ TEXTS = {
     "already": lambda: _("{member} already has {level} access to {calendar}. Nothing to change."),
     "nothing_to_revoke": lambda: _("{member} has no access to {calendar}. Nothing to remove."),
     "propose": lambda: _("Here is the change I can make: {summary}. Please confirm or reject it."),
-    "summary_change": lambda: _("{member}: {before} → {after} on {calendar}"),
-    "executed": lambda: _("Done: {summary}."),
+    "executed": lambda: _("Done: {summary}."),  # a proposal stored before its done-sentence was (no `done`)
     "rejected": lambda: _("All right, I changed nothing."),
     "expired": lambda: _("This proposal has expired; nothing was changed. Ask me again if you still need it."),
     "state_changed": lambda: _(
@@ -67,24 +96,45 @@ TEXTS = {
 
 def say(language: str, key: str, **values) -> str:
     with translation.override(language):
-        rendered = {
-            name: level_word(language, value) if name in ("level", "before", "after") else value
-            for name, value in values.items()
-        }
+        rendered = {name: level_word(language, value) if name == "level" else value for name, value in values.items()}
         return TEXTS[key]().format(**rendered)
 
 
+def summary_text(
+    language: str, *, action: str, member: str, calendar: str, level: str | None, before: str | None
+) -> str:
+    """A proposal in plain words: "Karim Haddad will be able to book appointments in Consultations Dr Martin"."""
+    with translation.override(language):
+        key = (None, None) if action == "revoke" else (level, before if action == "change" else None)
+        return SUMMARIES[key]().format(member=member, calendar=calendar)
+
+
+def done_text(language: str, *, action: str, member: str, calendar: str, level: str | None) -> str:
+    """What is true once the proposal was carried out: "Done: Karim Haddad can now book appointments in …"."""
+    with translation.override(language):
+        return DONE[None if action == "revoke" else level]().format(member=member, calendar=calendar)
+
+
 def outcome_text(language: str, outcome) -> str:
-    """What Alfred says once a proposal was carried out or refused (`outcome`: tools.Outcome)."""
+    """What Alfred says once a proposal was carried out or refused (`outcome`: tools.Outcome). An executed
+    proposal says its own done-sentence (`outcome.done`, stored with it in the person's language)."""
+    if outcome.status == "executed" and outcome.done:
+        return outcome.done
     key = {"executed": "executed", "expired": "expired", "rejected": "rejected"}.get(outcome.status)
     if key is None:
         key = {"state_changed": "state_changed", "api_refused": "api_refused"}.get(outcome.code, "failed")
     return say(language, key, summary=outcome.detail, detail=outcome.detail)
 
 
-def level_word(language: str, level: str | None) -> str:
+def level_word(language: str, level: str) -> str:
+    """A level as the form names it ("Book"; "Réserver" in French)."""
     with translation.override(language):
         return LEVEL_WORDS[level]()
+
+
+def levels_text(language: str) -> str:
+    """ "View, Book or Manage", as the form names them, in the person's language."""
+    return options_text(language, [level_word(language, level) for level in LEVELS])
 
 
 def options_text(language: str, names: list[str]) -> str:

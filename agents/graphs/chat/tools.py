@@ -48,11 +48,13 @@ class Proposal:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of a proposal: executed | rejected | expired | failed (with the API's code and detail)."""
+    """What became of a proposal: executed | rejected | expired | failed (with the API's code and detail).
+    An executed one carries its done-sentence ("Done: Karim Haddad can now see …"), stored with it."""
 
     status: str
     code: str = ""
     detail: str = ""
+    done: str = ""
 
 
 class ChatTools(Protocol):
@@ -79,9 +81,18 @@ class ChatTools(Protocol):
         """Ask the person to choose among real candidates (a form, and the question as a message)."""
 
     def propose(
-        self, *, action: str, calendar: Calendar, member: Member, level: str | None, before: str | None, summary: str
+        self,
+        *,
+        action: str,
+        calendar: Calendar,
+        member: Member,
+        level: str | None,
+        before: str | None,
+        summary: str,
+        done: str,
     ) -> Proposal:
-        """Store the exact change and show it in a form to confirm or reject (idempotent per message)."""
+        """Store the exact change and show it in a form to confirm or reject (idempotent per message), with
+        `summary` (what will change) and `done` (what is true once it is carried out), in plain words."""
 
     def set_aside(self, *, proposal_id: int) -> None:
         """A newer request replaces a proposal that was not decided."""
