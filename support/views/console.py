@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 from governance.errors import AlfredError
 from governance.models import Organization
 from knowledge.views import staff_required
-from support.models import Conversation
+from support.models import AccessLevel, Conversation
 from support.selectors import (
     INBOX_STATES,
     InboxFilters,
@@ -77,6 +77,13 @@ def _for_review(proposals) -> None:
     for proposal in proposals:
         proposal.reason_words = [str(names.get(reason, reason)) for reason in proposal.approval_reasons or []]
         proposal.arguments_json = json.dumps(proposal.arguments, sort_keys=True)
+        proposal.before_label = _level_label((proposal.before or {}).get("level"))
+        proposal.after_label = _level_label((proposal.after or {}).get("level"))
+
+
+def _level_label(level: str | None) -> str:
+    """A level as the member's form names it ("Book"), or "No access"."""
+    return str(AccessLevel(level).label) if level in AccessLevel.values else _("No access")
 
 
 def reason_names() -> dict[str, str]:

@@ -280,6 +280,7 @@ def test_the_approval_queue_lists_what_waits_and_approves_it(console, practice, 
     page = text_of(console.get(reverse("console:approvals")))
     assert "Tomas Reyes will be able to manage Dr Novak surgery, including who has access to it" in page
     assert "Anna Novak · Harbour Dental Practice" in page
+    assert "Before No access After Manage" in page  # the levels as the member's form names them
     assert "Waiting for approval 1" in text_of(console.get(reverse("console:inbox")))
     with mock.patch("support.tasks.run_decision.delay") as run, django_capture_on_commit_callbacks(execute=True):
         response = console.post(
