@@ -9,6 +9,7 @@ decided meanwhile) comes back as a message on the page, never as an error page.
 import json
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, JsonResponse
@@ -165,6 +166,7 @@ def conversation(request, conversation_id: int):
         "mine": found.status == Conversation.Status.WITH_STAFF and found.assignee_id == request.user.pk,
         "console_strings": console_strings(),
         "live": _live(request),
+        "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
     }
     return render(request, "support/console/conversation.html", context)
 

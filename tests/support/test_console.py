@@ -17,8 +17,9 @@ from agents.models import AgentRun
 from support.models import ActionProposal, Conversation, Message
 from support.services.chat import conversation_start, message_receive
 from support.services.handoff import conversation_hand_off, conversation_take_over
-from support.services.proposals import proposal_create, proposal_decide
+from support.services.proposals import proposal_decide
 from tests.factories import UserFactory
+from tests.support.console_data import proposal_in
 
 pytestmark = pytest.mark.django_db
 
@@ -182,19 +183,7 @@ def test_a_transcript_shows_messages_and_the_agent_trace(console, practice):
 
 
 def test_a_transcript_shows_a_proposal_and_its_whole_lifecycle(console, practice):
-    conversation = conversation_with(practice.anna, "Give Tomas manage access to my surgery calendar")
-    message = Message.objects.get(conversation=conversation)
-    proposal = proposal_create(
-        conversation_id=conversation.pk,
-        message_id=message.pk,
-        requested_by=practice.anna,
-        action="grant",
-        arguments={"calendar_id": practice.novak_surgery.pk, "user_id": practice.tomas.pk, "level": "manage"},
-        summary="Tomas Reyes will be able to manage Dr Novak surgery, including who has access to it",
-        before=None,
-        fields={},
-    )
-    proposal_decide(user=practice.anna, proposal_id=proposal.pk, hash=proposal.arguments_hash, decision="confirm")
+    conversation = _awaiting(practice).conversation
     page = text_of(console.get(reverse("console:conversation", args=[conversation.pk])))
     assert "Tomas Reyes will be able to manage Dr Novak surgery, including who has access to it" in page
     assert "propose · Anna Novak" in page and "confirm · Anna Novak" in page
@@ -258,17 +247,10 @@ def test_an_empty_reply_is_refused_and_nothing_is_stored(console, practice, staf
 
 
 def _awaiting(practice):
+    """Anna's confirmed grant of manage to Tomas, waiting for staff approval (the default policy)."""
     conversation = conversation_with(practice.anna, "Make Tomas a manager of my surgery calendar")
-    message = Message.objects.get(conversation=conversation)
-    proposal = proposal_create(
-        conversation_id=conversation.pk,
-        message_id=message.pk,
-        requested_by=practice.anna,
-        action="grant",
-        arguments={"calendar_id": practice.novak_surgery.pk, "user_id": practice.tomas.pk, "level": "manage"},
-        summary="Tomas Reyes will be able to manage Dr Novak surgery, including who has access to it",
-        before=None,
-        fields={},
+    proposal = proposal_in(
+        conversation, calendar=practice.novak_surgery, member=practice.tomas, level="manage", before=None
     )
     digest = proposal.arguments_hash
     return proposal_decide(user=practice.anna, proposal_id=proposal.pk, hash=digest, decision="confirm")
