@@ -226,6 +226,8 @@ LLM_TEMPERATURE = float(envstr("LLM_TEMPERATURE", "0"))
 # Prices to estimate the cost of each call, per million tokens (input, output), in EUR.
 LLM_PRICE_INPUT = float(envstr("LLM_PRICE_INPUT", "0"))
 LLM_PRICE_OUTPUT = float(envstr("LLM_PRICE_OUTPUT", "0"))
+# The offline engine streams the replies a model would write (refusals) at about a model's pace; 0: at once.
+OFFLINE_REPLY_WORDS_PER_SECOND = float(envstr("OFFLINE_REPLY_WORDS_PER_SECOND", "30"))
 # --- Knowledge: embeddings and retrieval ------------------------------------------------------------------------
 EMBEDDINGS_PROVIDER = envstr("EMBEDDINGS_PROVIDER", "local")  # local (all-MiniLM-L6-v2 on CPU) | openai
 EMBEDDINGS_DEVICE = envstr("EMBEDDINGS_DEVICE", "cpu")

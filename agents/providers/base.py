@@ -113,9 +113,10 @@ class ChatModel(Protocol):
         message answers a question or corrects ("actually, make it booking")."""
         ...
 
-    def stream_reply(self, *, system: str, user: str, language: str) -> Iterator[str | Usage]:
-        """A free-text reply, streamed: text deltas (str), then exactly one final `Usage`.
-        Used for refusals."""
+    def stream_reply(self, *, system: str, user: str, language: str, reference: str = "") -> Iterator[str | Usage]:
+        """A free-text reply to `user` following the task `system`, streamed: text deltas (str), then exactly
+        one final `Usage`. `reference` is the reply the graph would give itself: a generative model words its
+        own (the task quotes the reference); an engine that writes nothing says it. Used for refusals."""
         ...
 
     def answer(

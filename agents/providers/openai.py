@@ -121,8 +121,8 @@ class OpenAIChatModel:
         result, usage = self._structured(self._slots, messages, Slots, step="slots")
         return result or Slots(), usage
 
-    def stream_reply(self, *, system: str, user: str, language: str) -> Iterator[str | Usage]:
-        """Text deltas, then one `Usage`. If the call fails (after the retries, or in the middle of the
+    def stream_reply(self, *, system: str, user: str, language: str, reference: str = "") -> Iterator[str | Usage]:
+        """Text deltas, then one `Usage` (`reference` is already quoted in the task `system`). If the call fails (after the retries, or in the middle of the
         stream), the failure is logged and a fixed apology in `language` is streamed as the last delta."""
         messages = [SystemMessage(reply_system_prompt(system, language)), HumanMessage(pseudonymize(user))]
         streamed = False

@@ -239,7 +239,7 @@ class FakeTools:
         self.asked.append({"question": question, "field": field, "options": options})
 
     def propose(self, **values):
-        self.proposed = values
+        self.proposed = {**values, "said_before": list(self.said)}
         return Proposal(id=7, hash="h", summary=values["summary"])
 
     def execute(self, *, proposal_id):
@@ -270,10 +270,11 @@ def runtime(tools):
 def test_propose_stores_the_summary_and_the_done_sentence_and_execute_says_it(language, proposal_message, done):
     tools = FakeTools(level="view")
     change = {"action": "change", "calendar_id": CAL.id, "member_id": MEMBER.id, "level": "book", "before": "view"}
-    state = {"language": language, "pending_change": change}
+    state = {"language": language, "pending_change": change, "message_id": 3}
 
     assert nodes.propose(state, runtime(tools)) == {"proposal_id": 7, "question": ""}
     assert tools.said == [proposal_message]
+    assert tools.proposed["said_before"] == [proposal_message]  # the message comes before its form
     assert tools.proposed["done"] == done
 
     nodes.execute({**state, "proposal_id": 7}, runtime(tools))

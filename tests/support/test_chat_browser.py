@@ -104,6 +104,17 @@ def shown_once(page):  # noqa: F811
     assert len(forms) == len(set(forms)), forms
 
 
+def introduced_in_order(page) -> bool:
+    """The proposal form follows the assistant message that introduces it, as in a conversation."""
+    kinds = page.locator("#chat-log > *").evaluate_all(
+        "nodes => nodes.map(n => n.classList.contains('chat-proposal') ? 'form'"
+        " : n.classList.contains('msg-assistant') ? 'assistant' : 'other')"
+    )
+    form = kinds.index("form")
+    assert kinds[form - 1] == "assistant", kinds
+    return True
+
+
 def wait_for(predicate, timeout_ms=TURN_TIMEOUT_MS):
     deadline = time.monotonic() + timeout_ms / 1000
     while not predicate():
@@ -134,6 +145,7 @@ def test_anna_confirms_a_proposal_and_the_access_is_granted(page, asgi_server, h
     expect(form.get_by_label("Calendar")).to_have_value(str(harbour.novak_surgery.pk))
     expect(form.get_by_label("Access")).to_have_value("book")
     expect(form.get_by_label("Access").locator("option:checked")).to_have_text("Book")
+    assert introduced_in_order(page)
 
     form.get_by_role("button", name="Confirm").click()
 
@@ -160,6 +172,7 @@ def test_anna_confirms_a_proposal_and_the_access_is_granted(page, asgi_server, h
     expect(page.locator(".chat-proposal").get_by_role("button", name="Confirm")).to_be_disabled()
     expect(page.locator(".chat-proposal").get_by_label("Member")).to_be_disabled()
     expect(page.locator("#chat-connection-text")).to_have_text("Connected")
+    assert introduced_in_order(page)
 
 
 def test_anna_rejects_a_proposal_and_nothing_changes(page, asgi_server, harbour, worker):  # noqa: F811

@@ -49,6 +49,9 @@ def test_an_ambiguous_name_is_asked_with_the_real_candidates(asgi_server, world)
         socket.say("Tomas Reyes", conversation=conversation)
         proposal = proposal_form(socket)
         assert proposal["summary"] == "Tomas Reyes will be able to see Dr Novak surgery"
+        # The message that introduces the form came before it.
+        introduction = socket.seen[-2]
+        assert introduction["type"] == "message" and proposal["summary"] in introduction["message"]["text"]
         assert confirm(socket, proposal)["status"] == "executed"
 
     assert level(world, world.novak_surgery, world.tomas) == "view"
@@ -111,7 +114,11 @@ def test_handoff_and_refusal(asgi_server, world):
         assert "support team" in assistant_says(socket)
     with ChatSocket(asgi_server, world.ben) as socket:
         socket.say("What dose of ibuprofen should I give a child?")
-        assert "can't help with that" in assistant_says(socket)
+        refusal = assistant_says(socket)
+        assert "can't help with that" in refusal
+        # Streamed as a model's reply is, a few words a frame, before the whole message.
+        tokens = [frame["text"] for frame in socket.seen if frame["type"] == "token"]
+        assert len(tokens) >= 3 and "".join(tokens) == refusal[: len("".join(tokens))]
 
     statuses = set(Conversation.objects.values_list("status", flat=True))
     assert statuses == {"handed_off", "open"}

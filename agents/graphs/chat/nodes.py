@@ -85,6 +85,10 @@ def propose(state: ChatState, runtime: Runtime[ChatContext]) -> dict:
     member = next(m for m in practice.members if m.id == change["member_id"])
     names = {"action": change["action"], "member": member.name, "calendar": calendar.name}
     summary = summary_text(state["language"], level=change["level"], before=change["before"], **names)
+    # The message that introduces the form comes first, as in a conversation (its key is the change's, so
+    # a resumed run says it once).
+    key = f"ask:{state['message_id']}:{change['calendar_id']}:{change['member_id']}:{change['level']}"
+    tools.say(say(state["language"], "propose", summary=summary), key=key)
     proposal = tools.propose(
         action=change["action"],
         calendar=calendar,
@@ -94,7 +98,6 @@ def propose(state: ChatState, runtime: Runtime[ChatContext]) -> dict:
         summary=summary,
         done=done_text(state["language"], level=change["level"], **names),
     )
-    tools.say(say(state["language"], "propose", summary=summary), key=f"proposal:{proposal.id}:ask")
     return {"proposal_id": proposal.id, "question": ""}
 
 
@@ -207,12 +210,10 @@ def handoff(state: ChatState, runtime: Runtime[ChatContext]) -> dict:
 def refuse(state: ChatState, runtime: Runtime[ChatContext]) -> dict:
     """Out of scope (medical advice, other practices, anything else): a polite no that says what Alfred does."""
     text = say(state["language"], "refuse")
-    model = runtime.context.model
-    if model.name == "offline":  # no generative model: it says our own sentence
-        runtime.context.tools.say(text)
-    else:
-        task = refusal_task(text)
-        runtime.context.tools.say(model.stream_reply(system=task, user=state["text"], language=state["language"]))
+    reply = runtime.context.model.stream_reply(
+        system=refusal_task(text), user=state["text"], language=state["language"], reference=text
+    )
+    runtime.context.tools.say(reply)
     return {"outcome": "refused"}
 
 

@@ -5,7 +5,7 @@ deterministic: the same message and context always give the same answer.
   as nearest-exemplar similarity for what the rules do not settle (see `intents`).
 - `extract_slots`: words matched against the practice's real names (see `slots`), and
   `match_candidates`, the fuzzy ranking the graph's resolve step uses (see `matching`).
-- `stream_reply`: relays the graph's own wording (see `OfflineChatModel.stream_reply`).
+- `stream_reply`: says the graph's own wording, streamed at a model's pace (see `OfflineChatModel.stream_reply`).
 - `answer`: extractive, the best sentences of the retrieved passages with their citations (see `answers`);
   `check_support`: the deterministic overlap/embedding check of `agents.grounding`.
 """
@@ -15,6 +15,8 @@ import threading
 import time
 from collections.abc import Iterator
 from typing import ClassVar
+
+from django.conf import settings
 
 from agents.grounding import supported_offline
 from agents.providers.base import Claim, IntentResult, Passage, SlotContext, Slots, Usage
@@ -66,16 +68,20 @@ class OfflineChatModel:
         started = time.perf_counter()
         return slots.extract(text, context), _usage(started)
 
-    def stream_reply(self, *, system: str, user: str, language: str) -> Iterator[str | Usage]:
-        """Relays `user` — the wording the graph wants said — in small word chunks, then one `Usage`.
+    def stream_reply(self, *, system: str, user: str, language: str, reference: str = "") -> Iterator[str | Usage]:
+        """Says `reference` — the wording the graph would give — word by word at a model's pace, then one `Usage`.
 
-        The offline engine has no generative model, so it never writes text of its own: the graph passes
-        the exact reply (a refusal, an answer built from cited articles) and this streams it so the UI
-        behaves as with any provider. `system` is not needed for that. An empty `user` gets a fixed
-        polite sentence in `language` ("en" or "fr")."""
+        The offline engine has no generative model, so it never writes text of its own (and never repeats the
+        person's message, `user`). It streams as a model does, `OFFLINE_REPLY_WORDS_PER_SECOND` words a second
+        (0: no pause), so that the default engine shows the experience of a real one. An empty `reference`
+        gets a fixed polite sentence in `language` ("en" or "fr")."""
         started = time.perf_counter()
-        text = user if user.strip() else _FALLBACK_REPLY["fr" if language == "fr" else "en"]
-        yield from re.findall(r"\s*\S+", text)
+        text = reference if reference.strip() else _FALLBACK_REPLY["fr" if language == "fr" else "en"]
+        pause = 1 / settings.OFFLINE_REPLY_WORDS_PER_SECOND if settings.OFFLINE_REPLY_WORDS_PER_SECOND > 0 else 0
+        for number, word in enumerate(re.findall(r"\s*\S+", text)):
+            if pause and number:
+                time.sleep(pause)
+            yield word
         yield _usage(started)
 
     def answer(
