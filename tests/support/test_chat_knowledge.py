@@ -73,6 +73,32 @@ def test_a_how_to_question_gets_an_extractive_answer_with_citations(asgi_server,
     assert {item["article"] for item in run.retrieval} <= {"calendar-permissions", "change-password"}
 
 
+REMINDERS = (
+    "## Automatic reminders\n"
+    "The platform sends appointment reminders to patients automatically once reminders are switched on in "
+    "Settings > Reminders.\n"
+    "By default, one reminder is sent by SMS 24 hours before the appointment and another one by email 48 hours "
+    "before it.\n"
+    "You can set up to three reminders per appointment, and each reminder can be sent between 1 hour and 7 days "
+    "before the appointment starts.\n\n"
+    "## SMS credits\n"
+    "Every plan includes 200 SMS credits per practitioner per month, and more credits can be bought in packs of "
+    "500 from Settings > Billing > SMS credits."
+)
+
+
+def test_a_how_to_answer_gives_the_step_asked_for(asgi_server, world):
+    publish("sms-email-reminders", "Appointment reminders by SMS and email", REMINDERS)
+    with ChatSocket(asgi_server, world.tom) as socket:
+        reply = answer_to(socket, "How do I set up SMS reminders?")
+
+    assert reply["text"].startswith(
+        "The platform sends appointment reminders to patients automatically once reminders are switched on in "
+        "Settings > Reminders [1]."
+    )
+    assert "Billing" not in reply["text"]  # the step of the passage that answers, not another's
+
+
 def test_french_question_french_article(asgi_server, world):
     publish(
         "horaires-ouverture",
