@@ -2,6 +2,8 @@
 
 from django.db import models
 
+from governance.correlation import current_or_blank
+
 
 class AgentRun(models.Model):
     """One run of a graph on one conversation (a turn, or the resumption after a decision).
@@ -28,6 +30,8 @@ class AgentRun(models.Model):
     usage = models.JSONField(default=list)  # [{"step", "model", "prompt_tokens", "completion_tokens", "latency_ms"}]
     retrieval = models.JSONField(default=list)  # chunks retrieved in the run: [{"chunk", "article", "score", ...}]
     error = models.TextField(blank=True, default="")
+    # The request, frame or turn it belongs to: the same id as the audit entries and API calls it caused.
+    correlation_id = models.CharField(max_length=64, blank=True, default=current_or_blank, db_index=True)
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "governance.correlation.CorrelationIdMiddleware",  # first: everything a request causes carries its id
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -69,6 +70,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
 ]
+
+# Audit entries carry the correlation id of the request, frame or turn that made them (governance.correlation).
+AUDITLOG_CID_GETTER = "governance.correlation.current"
 
 ROOT_URLCONF = "alfred.urls"
 ASGI_APPLICATION = "alfred.asgi.application"
@@ -310,8 +314,9 @@ WHITENOISE_USE_FINDERS = True  # serve from the apps' folders without a collects
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(cid)s] %(message)s"}},
+    "filters": {"correlation": {"()": "governance.correlation.CorrelationFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["correlation"]}},
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
     "loggers": {"pgserver": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
 }

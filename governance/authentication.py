@@ -11,10 +11,12 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.authentication import SessionAuthentication as DRFSessionAuthentication
 from rest_framework.permissions import BasePermission
 
+from governance.correlation import adopt
 from governance.services import security_event_record
 from governance.tokens import ServiceCaller, TokenRefused, verify_service_token, verify_user_token
 
 USER_TOKEN_HEADER = "HTTP_X_USER_TOKEN"
+CORRELATION_HEADER = "HTTP_X_REQUEST_ID"
 MAX_TOKEN_LENGTH = 8192  # a token larger than this is refused before any parsing
 
 
@@ -47,6 +49,7 @@ class ServiceTokenAuthentication(BaseAuthentication):
             user = verify_user_token(self._bounded(user_token))
         except TokenRefused as exc:
             self._refuse(request, "user_token_refused", exc.reason, exc.detail, service=caller.service)
+        adopt(request.META.get(CORRELATION_HEADER))  # a verified service continues its own unit of work
         return user, caller
 
     def authenticate_header(self, request) -> str:

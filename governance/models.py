@@ -7,6 +7,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from governance.correlation import current_or_blank
+
 
 class User(AbstractUser):
     """A person who logs in: a member of one or more practices, support staff, or a compliance officer.
@@ -93,6 +95,7 @@ class SecurityEvent(models.Model):
     method = models.CharField(max_length=10, blank=True, default="")
     path = models.CharField(max_length=500, blank=True, default="")
     remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    correlation_id = models.CharField(max_length=64, blank=True, default=current_or_blank, db_index=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from governance.correlation import correlation
 from governance.errors import AlfredError, RateLimited
 from governance.sessions import session_is_current, user_group
 from support.models import ActionProposal
@@ -107,6 +108,11 @@ class SessionSocket(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive(self, text_data=None, bytes_data=None):
+        """Each frame is a unit of work of its own: what it causes (a turn, a decision) carries its id."""
+        with correlation():
+            await self._receive(text_data, bytes_data)
+
+    async def _receive(self, text_data, bytes_data):
         if not hasattr(self, "groups_joined"):
             return  # refused at connect, closing
         if not await database_sync_to_async(session_is_current)(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import requests
 from django.conf import settings
 
+from governance import correlation
 from governance.tokens import mint_service_token
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ class PlatformClient:
 
     def _call(self, method: str, path: str, *, headers: dict | None = None, **kwargs):
         headers = {"Authorization": f"Bearer {mint_service_token()}", **(headers or {})}
+        if correlation.current():  # the API's audit entries then carry this turn's id
+            headers[correlation.HEADER] = correlation.current()
         response = self.session.request(method, self.base_url + path, headers=headers, timeout=self.timeout, **kwargs)
         if response.status_code >= 400:
             try:

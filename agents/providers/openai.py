@@ -122,8 +122,9 @@ class OpenAIChatModel:
         return result or Slots(), usage
 
     def stream_reply(self, *, system: str, user: str, language: str, reference: str = "") -> Iterator[str | Usage]:
-        """Text deltas, then one `Usage` (`reference` is already quoted in the task `system`). If the call fails (after the retries, or in the middle of the
-        stream), the failure is logged and a fixed apology in `language` is streamed as the last delta."""
+        """Text deltas, then one `Usage` (`reference` is already quoted in the task `system`). If the call fails
+        (after the retries, or in the middle of the stream), the failure is logged and a fixed apology in
+        `language` is streamed as the last delta."""
         messages = [SystemMessage(reply_system_prompt(system, language)), HumanMessage(pseudonymize(user))]
         streamed = False
         for item in self._stream(messages, step="reply"):

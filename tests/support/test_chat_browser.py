@@ -104,7 +104,7 @@ def shown_once(page):  # noqa: F811
     assert len(forms) == len(set(forms)), forms
 
 
-def introduced_in_order(page) -> bool:
+def introduced_in_order(page) -> bool:  # noqa: F811
     """The proposal form follows the assistant message that introduces it, as in a conversation."""
     kinds = page.locator("#chat-log > *").evaluate_all(
         "nodes => nodes.map(n => n.classList.contains('chat-proposal') ? 'form'"

@@ -2,7 +2,9 @@
 Postgres checkpointer and the platform API over HTTP. Conversations that take several messages."""
 
 import pytest
+from auditlog.models import LogEntry
 
+from agents.models import AgentRun
 from support.models import ActionProposal, CalendarAccess, Conversation, Message
 from support.services.proposals import proposal_approve
 from tests.support.chat_client import ChatSocket, wait_until_idle
@@ -56,6 +58,28 @@ def test_an_ambiguous_name_is_asked_with_the_real_candidates(asgi_server, world)
 
     assert level(world, world.novak_surgery, world.tomas) == "view"
     assert level(world, world.novak_surgery, world.tom) is None
+
+
+def test_each_change_carries_the_frame_it_came_from_and_the_person_on_whose_authority(asgi_server, world):
+    with ChatSocket(asgi_server, world.anna) as socket:
+        socket.say("Give Tomas Reyes view access to my surgery calendar")
+        proposal = proposal_form(socket)
+        assert confirm(socket, proposal)["status"] == "executed"
+    wait_until_idle()
+
+    asked, resumed = AgentRun.objects.order_by("id")
+    assert len({asked.correlation_id, resumed.correlation_id}) == 2 and all(
+        len(run.correlation_id) == 32 for run in (asked, resumed)
+    )
+    entries = list(LogEntry.objects.get_for_object(ActionProposal.objects.get()).order_by("id"))
+    access = CalendarAccess.objects.get(calendar=world.novak_surgery, user=world.tomas)
+    entries += list(LogEntry.objects.get_for_object(access))
+    decisions = [(entry.additional_data or {}).get("decision", "access") for entry in entries]
+    assert decisions == ["propose", "confirm", "execute", "executed", "access"]
+    # Proposed in the turn of the message; confirmed, carried out and changed (in the API, over HTTP) in the
+    # frame of the confirmation: one id ties each chain. Every entry is the member's, never "system".
+    assert [entry.cid for entry in entries] == [asked.correlation_id] + [resumed.correlation_id] * 4
+    assert {entry.actor for entry in entries} == {world.anna}
 
 
 def test_a_correction_before_confirming_updates_the_proposal(asgi_server, world):

@@ -9,9 +9,9 @@ this score one sentence.
 
 A how-to question ("How do I…", "Comment…", "Where…") wants the step: when the best sentence's passage holds a
 sentence that says where to go or what to do — a menu path ("Settings > Reminders"), an instruction ("Open…",
-"Cliquez…", "To…, open…") — and it is close in meaning to the question (STEP_MEANING of the closest sentence's similarity), it joins the answer, so "How do
-I set up SMS reminders?" gets "…once reminders are switched on in Settings > Reminders", not only the timing
-details around it.
+"Cliquez…", "To…, open…") — close in meaning to the question (STEP_MEANING of the closest sentence's), it joins
+the answer, so "How do I set up SMS reminders?" gets "…once reminders are switched on in Settings > Reminders",
+not only the timing details around it.
 """
 
 import math
@@ -70,9 +70,7 @@ def extractive_answer(question: str, passages: list[Passage]) -> str:
     best_score, best_passage = scored[0][0], scored[0][1]
     chosen = [item for item in scored[:MAX_SENTENCES] if item[0] >= KEEP_RATIO * best_score]
     if wants_steps and not any(STEP.search(item[3]) for item in chosen):
-        step = next(
-            (item for item in scored if item[1].number == best_passage.number and STEP.search(item[3])), None
-        )
+        step = next((item for item in scored if item[1].number == best_passage.number and STEP.search(item[3])), None)
         if step is not None and step[4] >= STEP_MEANING * max(item[4] for item in scored):
             chosen = [*chosen[: MAX_SENTENCES - 1], step]
     # The best passage's sentences first, in their own order; then the others'.
