@@ -102,6 +102,9 @@ def main() -> int:
                 os.environ.get("WORKER_CONCURRENCY", "2"),
                 "-n",
                 f"alfred-{os.getpid()}@%h",
+                "--beat",  # one machine, one worker: it also runs the daily tasks (the audit chain head)
+                "--schedule",
+                str(embedded.VAR_DIR / "celerybeat-schedule"),
             ]
         ),
     ]

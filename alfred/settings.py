@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from alfred import embedded
@@ -127,6 +128,16 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_interval": envint("CELERY_RESTORE_INTERVAL", 10),
     "unacked_restore_throttle": 1,
 }
+# Daily, the audit chain head is logged (and appended to AUDIT_HEAD_DIR/audit-heads.jsonl when set): keep it
+# outside the database, see governance.audit_chain. `make run` embeds beat in its worker; a deployment runs
+# `celery -A alfred beat` once.
+CELERY_BEAT_SCHEDULE = {
+    "audit-head-export": {
+        "task": "governance.audit_head_export",
+        "schedule": crontab(hour=envint("AUDIT_HEAD_HOUR", 0), minute=5),
+    }
+}
+AUDIT_HEAD_DIR = envstr("AUDIT_HEAD_DIR")
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # a turn waits for no other turn queued behind it in the same worker
 HEALTH_CELERY_TIMEOUT = float(envstr("HEALTH_CELERY_TIMEOUT", "1.0"))  # seconds /healthz waits for a worker
 

@@ -8,7 +8,10 @@ class GovernanceConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_out, user_login_failed
 
-        from governance import schema  # noqa: F401 — registers the API's authentication in the OpenAPI schema
+        from governance import (
+            audit_chain,
+            schema,  # noqa: F401 — registers the API's authentication in the OpenAPI schema
+        )
         from governance.correlation import connect_task_signals
         from governance.services import login_failure_record
         from governance.sessions import on_logged_out
@@ -18,6 +21,7 @@ class GovernanceConfig(AppConfig):
         user_logged_out.connect(on_logged_out, dispatch_uid="governance.sessions.on_logged_out")
         _refresh_content_types_per_unit_of_work()
         connect_task_signals()
+        audit_chain.connect()  # every audit record is sealed into the hash chain when written
 
 
 def _refresh_content_types_per_unit_of_work() -> None:

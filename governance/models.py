@@ -107,3 +107,23 @@ class SecurityEvent(models.Model):
 auditlog.register(User, exclude_fields=["password", "last_login"])
 auditlog.register(Organization)
 auditlog.register(Membership)
+
+
+class AuditSeal(models.Model):
+    """One link of the audit trail's hash chain (see governance.audit_chain): written with the audit record it
+    seals, in the same transaction; never updated, never deleted (a database trigger refuses it)."""
+
+    seq = models.PositiveBigIntegerField(unique=True)
+    kind = models.CharField(max_length=20)  # logentry | securityevent
+    record_id = models.BigIntegerField()
+    record_hash = models.CharField(max_length=64)
+    previous = models.CharField(max_length=64, unique=True)  # the hash of the seal before (a fork is impossible)
+    hash = models.CharField(max_length=64)
+    sealed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["seq"]
+        constraints = [models.UniqueConstraint(fields=["kind", "record_id"], name="auditseal_one_per_record")]
+
+    def __str__(self) -> str:
+        return f"seal {self.seq}: {self.kind} {self.record_id}"
