@@ -39,8 +39,10 @@ def _check_grantee(*, actor, calendar: Calendar, user, must_be_active: bool) -> 
         raise ValidationFailed(f"{user.display_name} is not an active member of this practice.", code="inactive_member")
 
 
-def _link(proposal_id: int | None) -> dict:
-    return {"proposal": proposal_id} if proposal_id is not None else {}
+def _audit_data(calendar: Calendar, proposal_id: int | None) -> dict:
+    """What an access change's audit entry concerns: its practice (the compliance trail filters by it) and the
+    proposal it carries out, if any."""
+    return {"organization": calendar.organization_id, **({"proposal": proposal_id} if proposal_id is not None else {})}
 
 
 def _check_level(level: str) -> None:
@@ -58,7 +60,7 @@ def calendar_access_grant(
     _check_grantee(actor=actor, calendar=calendar, user=user, must_be_active=True)
     if CalendarAccess.objects.filter(calendar=calendar, user=user).exists():
         raise Conflict(f"{user.display_name} already has access to {calendar.name}.", code="already_granted")
-    with audit_context(actor=actor, service=via, data=_link(proposal_id)):
+    with audit_context(actor=actor, service=via, data=_audit_data(calendar, proposal_id)):
         return CalendarAccess.objects.create(calendar=calendar, user=user, level=level, granted_by=actor)
 
 
@@ -76,7 +78,7 @@ def calendar_access_change(
     if access.level != level:
         access.level = level
         access.granted_by = actor
-        with audit_context(actor=actor, service=via, data=_link(proposal_id)):
+        with audit_context(actor=actor, service=via, data=_audit_data(calendar, proposal_id)):
             access.save(update_fields=["level", "granted_by", "updated_at"])
     return access
 
@@ -100,5 +102,5 @@ def calendar_access_revoke(*, actor, calendar: Calendar, user, via: str = "", pr
     access = CalendarAccess.objects.select_for_update().filter(calendar=calendar, user=user).first()
     if access is None:
         raise NotFound(f"{user.display_name} has no access to {calendar.name}.", code="access_not_found")
-    with audit_context(actor=actor, service=via, data=_link(proposal_id)):
+    with audit_context(actor=actor, service=via, data=_audit_data(calendar, proposal_id)):
         access.delete()

@@ -85,7 +85,9 @@ def proposal_create(
     existing = ActionProposal.objects.filter(message_id=message_id, arguments_hash=digest).first()
     if existing is not None:
         return existing
-    with transaction.atomic(), audit_context(actor=requested_by, service="agents", data={"decision": "propose"}):
+    organization_id = Conversation.objects.values_list("organization_id", flat=True).get(pk=conversation_id)
+    audit_data = {"decision": "propose", "organization": organization_id}
+    with transaction.atomic(), audit_context(actor=requested_by, service="agents", data=audit_data):
         proposal = ActionProposal.objects.create(
             conversation_id=conversation_id,
             message_id=message_id,
@@ -121,7 +123,13 @@ def _transition(proposal: ActionProposal, status: str, *, actor, decision: str, 
     changes = {
         name: (before[name], getattr(proposal, name)) for name in before if before[name] != getattr(proposal, name)
     }
-    audit_update(proposal, actor=actor, changes=changes, data={"decision": decision, **(data or {})})
+    organization = Conversation.objects.values_list("organization_id", flat=True).get(pk=proposal.conversation_id)
+    audit_update(
+        proposal,
+        actor=actor,
+        changes=changes,
+        data={"decision": decision, "organization": organization, **(data or {})},
+    )
     return True
 
 

@@ -696,7 +696,8 @@ def test_owner_through_the_agents_end_to_end(api, practice, keys):
     assert not CalendarAccess.objects.filter(calendar=practice.novak_main, user=practice.tomas).exists()
     entries = LogEntry.objects.get_for_model(CalendarAccess).filter(object_repr__contains="tomas").order_by("pk")
     assert [e.action for e in entries] == [LogEntry.Action.CREATE, LogEntry.Action.UPDATE, LogEntry.Action.DELETE]
-    assert [(e.actor, e.additional_data) for e in entries] == [(practice.anna, {"service": "agents"})] * 3
+    data = {"service": "agents", "organization": practice.org.pk}
+    assert [(e.actor, e.additional_data) for e in entries] == [(practice.anna, data)] * 3
     assert not SecurityEvent.objects.exists()
 
 
@@ -760,4 +761,4 @@ def test_session_write_with_csrf_token_works(practice):
 
     assert response.status_code == 201, response.content
     entry = LogEntry.objects.get_for_model(CalendarAccess).latest("pk")
-    assert (entry.actor, entry.additional_data) == (practice.anna, None)
+    assert (entry.actor, entry.additional_data) == (practice.anna, {"organization": practice.org.pk})  # no service

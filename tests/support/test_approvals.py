@@ -172,7 +172,11 @@ def test_staff_approve_and_the_change_runs_as_the_member_asked(
     assert (result["status"], result["code"], result["reviewer"]) == ("confirmed", "approved", "Sophie Durand")
     entry = LogEntry.objects.get_for_object(proposal).order_by("-pk").first()
     assert entry.actor == staff
-    assert entry.additional_data == {"decision": "approve", "requested_by": practice.lea.pk}
+    assert entry.additional_data == {
+        "decision": "approve",
+        "requested_by": practice.lea.pk,
+        "organization": practice.org.pk,
+    }
     assert entry.changes_dict["status"] == ["awaiting_approval", "confirmed"]
     assert level_of(practice.okafor_main, practice.tomas) is None  # the worker makes the change
 
@@ -383,7 +387,7 @@ def test_every_decision_of_a_proposal_is_in_the_audit_log(practice, staff, decis
     ]
     entries = list(LogEntry.objects.get_for_object(proposal).order_by("timestamp", "pk"))
     assert entries[0].action == LogEntry.Action.CREATE
-    assert entries[0].additional_data == {"service": "agents", "decision": "propose"}
+    assert entries[0].additional_data == {"service": "agents", "decision": "propose", "organization": practice.org.pk}
     assert [entry.changes_dict.get("status") for entry in entries[1:]] == [
         ["proposed", "awaiting_approval"],
         ["awaiting_approval", "confirmed"],
@@ -395,7 +399,7 @@ def test_every_decision_of_a_proposal_is_in_the_audit_log(practice, staff, decis
     access = CalendarAccess.objects.get(calendar=practice.okafor_main, user=practice.tomas)
     (created,) = LogEntry.objects.get_for_object(access)
     assert created.actor == practice.lea
-    assert created.additional_data == {"service": "agents", "proposal": proposal.pk}
+    assert created.additional_data == {"service": "agents", "proposal": proposal.pk, "organization": practice.org.pk}
 
 
 def test_executing_twice_changes_once(practice, staff, decisions_run):
@@ -440,7 +444,7 @@ def test_a_change_named_after_its_proposal_is_linked_to_it(practice, as_user):
     assert response.status_code == 201, response.content
     access = CalendarAccess.objects.get(calendar=practice.novak_surgery, user=practice.tomas)
     (created,) = LogEntry.objects.get_for_object(access)
-    assert created.additional_data == {"proposal": proposal.pk}
+    assert created.additional_data == {"proposal": proposal.pk, "organization": practice.org.pk}
 
 
 @pytest.mark.parametrize(
@@ -512,7 +516,7 @@ def test_an_agent_call_with_both_tokens_is_linked_or_refused(practice, signing_k
         CalendarAccess.objects.get(calendar=practice.novak_surgery, user=practice.tomas)
     )
     assert created.actor == practice.anna
-    assert created.additional_data == {"service": "agents", "proposal": proposal.pk}
+    assert created.additional_data == {"service": "agents", "proposal": proposal.pk, "organization": practice.org.pk}
 
 
 # --- End to end: the member's socket, the worker, the API -------------------------------------------------------
@@ -558,7 +562,7 @@ def test_an_approved_change_is_made_by_the_worker_through_the_api(asgi_server, w
     access = CalendarAccess.objects.get(calendar=world.okafor_main, user=world.tomas)
     (created,) = LogEntry.objects.get_for_object(access)
     assert created.actor == world.lea
-    assert created.additional_data == {"service": "agents", "proposal": proposal.pk}
+    assert created.additional_data == {"service": "agents", "proposal": proposal.pk, "organization": world.org.pk}
 
 
 @pytest.mark.slow

@@ -162,8 +162,8 @@ def test_anna_confirms_a_proposal_and_the_access_is_granted(page, asgi_server, h
     assert [(e.actor_id, e.additional_data) for e in entries] == [
         (
             harbour.anna.pk,
-            {"service": "agents", "proposal": proposal.pk},
-        )  # the change names the proposal it carries out
+            {"service": "agents", "proposal": proposal.pk, "organization": harbour.org.pk},
+        )  # the change names the proposal it carries out, and its practice
     ]
 
     # Reloaded, the page shows the same history from the server, the form decided.

@@ -58,7 +58,8 @@ def test_grant_proposed_confirmed_and_executed_through_the_api(asgi_server, scri
     assert access.level == "book" and access.granted_by == world.anna
     (entry,) = LogEntry.objects.get_for_object(access)
     proposal_id = result["proposal"]  # the access change links to the proposal it carries out
-    assert entry.actor == world.anna and entry.additional_data == {"service": "agents", "proposal": proposal_id}
+    assert entry.actor == world.anna
+    assert entry.additional_data == {"service": "agents", "proposal": proposal_id, "organization": world.org.pk}
     # What the model was sent: the person's words and the practice's real names, as data.
     triage_request, slots_request = script.requests[:2]
     assert "Let Tomas book appointments in my surgery calendar" in json.dumps(triage_request)

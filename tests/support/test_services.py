@@ -139,5 +139,5 @@ def test_every_change_is_audited_with_its_actor_and_service(practice):
         LogEntry.Action.DELETE,
     ]
     assert {entry.actor for entry in entries} == {practice.anna}
-    assert entries[0].additional_data == {"service": "agents"}
+    assert entries[0].additional_data == {"service": "agents", "organization": practice.org.pk}
     assert entries[1].changes_dict["level"] == ["view", "book"]
