@@ -50,6 +50,7 @@ urlpatterns = [
     path("chat/<int:conversation_id>/", chat_views.chat, name="chat-conversation"),
     path("console/knowledge/", include("knowledge.urls")),
     path("console/", include("support.urls")),
+    path("compliance/", include("governance.urls")),
     path("kb/<slug:slug>/", knowledge_reader.article_read, name="knowledge-article"),
     path("accounts/login/", governance_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

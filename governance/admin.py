@@ -62,7 +62,7 @@ class LogEntryAdmin(AuditlogLogEntryAdmin):
             field = _model_field(obj, name)
             pair = values if isinstance(values, list | tuple) and len(values) == 2 else ("", values)
             rows.append((getattr(field, "verbose_name", name), *(_shown(field, value) for value in pair)))
-        header = format_html("<tr><th>{}</th><th>{}</th><th>{}</th></tr>", _("Field"), _("From"), _("To"))
+        header = format_html("<tr><th>{}</th><th>{}</th><th>{}</th></tr>", _("Field"), _("Before"), _("After"))
         body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", rows)
         return format_html("<table>{}{}</table>", header, body)
 

@@ -1,7 +1,7 @@
 """The audit trail's hash chain: tamper evidence for every audit record.
 
-Every audit record — django-auditlog's `LogEntry` (changes, proposal decisions) and Alfred's `SecurityEvent`
-(refusals, logins) — gets an `AuditSeal` when it is written, in the same transaction:
+Every audit record — django-auditlog's `LogEntry` (changes, proposal decisions), Alfred's `SecurityEvent`
+(refusals, logins) and `AuditRead` (sensitive reads) — gets an `AuditSeal` when it is written, in the same transaction:
 
     record_hash = SHA-256 of the record's row, as the database returns it (canonical JSON)
     hash        = SHA-256 of "seq|kind|record_id|record_hash|previous"      previous = the last seal's hash
@@ -26,13 +26,13 @@ from dataclasses import dataclass
 from auditlog.models import LogEntry
 from django.db import connection, transaction
 
-from governance.models import AuditSeal, SecurityEvent
+from governance.models import AuditRead, AuditSeal, SecurityEvent
 
 GENESIS = "0" * 64  # the "previous" hash of the first seal
 LOCK_KEY = 0x414C4144  # pg_advisory_xact_lock key of the chain ("ALAD")
 BATCH = 1000
 
-CHAINED = {"logentry": LogEntry, "securityevent": SecurityEvent}  # kind → model
+CHAINED = {"logentry": LogEntry, "securityevent": SecurityEvent, "auditread": AuditRead}  # kind → model
 # The columns a record's hash covers: a fixed list, so that a column added by a later migration (of Alfred or
 # of django-auditlog) does not make every earlier record look edited. Extend it only with a new chain.
 FIELDS = {
@@ -44,6 +44,9 @@ FIELDS = {
     "securityevent": (
         "id", "created_at", "kind", "reason", "detail", "service", "user_id", "method", "path", "remote_addr",
         "correlation_id",
+    ),
+    "auditread": (
+        "id", "created_at", "user_id", "what", "target", "query", "reason", "correlation_id", "remote_addr",
     ),
 }  # fmt: skip
 

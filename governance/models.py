@@ -114,7 +114,7 @@ class AuditSeal(models.Model):
     seals, in the same transaction; never updated, never deleted (a database trigger refuses it)."""
 
     seq = models.PositiveBigIntegerField(unique=True)
-    kind = models.CharField(max_length=20)  # logentry | securityevent
+    kind = models.CharField(max_length=20)  # logentry | securityevent | auditread
     record_id = models.BigIntegerField()
     record_hash = models.CharField(max_length=64)
     previous = models.CharField(max_length=64, unique=True)  # the hash of the seal before (a fork is impossible)
@@ -127,3 +127,56 @@ class AuditSeal(models.Model):
 
     def __str__(self) -> str:
         return f"seal {self.seq}: {self.kind} {self.record_id}"
+
+
+class AuditRead(models.Model):
+    """A sensitive read: who read what in the compliance console, when and why. Audited like a change (sealed
+    into the audit chain, append-only): reading the trail, an agent action's chain or an export leaves a trace."""
+
+    class What(models.TextChoices):
+        TRAIL = "trail", _("Audit trail")
+        CHAIN = "chain", _("Chain of an agent action")
+        EXPORT = "export", _("Export")
+        TRANSCRIPT = "transcript", _("Transcript")
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    what = models.CharField(max_length=20, choices=What.choices)
+    target = models.CharField(max_length=200, blank=True, default="")  # e.g. "proposal 12"
+    query = models.JSONField(default=dict, blank=True)  # the filters of the view that was read
+    reason = models.TextField()
+    correlation_id = models.CharField(max_length=64, blank=True, default=current_or_blank, db_index=True)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.user} read {self.what} {self.target}".strip()
+
+
+class AuditRecord(models.Model):
+    """One line of the whole audit trail, read from the database view `governance_auditrecord` (migration
+    governance 0006): changes (auditlog), security events and sensitive reads, in one list. Read only."""
+
+    uid = models.CharField(max_length=40, primary_key=True)  # "change:12", "security:3", "read:7"
+    kind = models.CharField(max_length=10)  # change | security | read
+    record_id = models.BigIntegerField()
+    seq = models.BigIntegerField(null=True)  # its seal in the audit chain
+    at = models.DateTimeField()
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.DO_NOTHING, related_name="+")
+    action = models.CharField(max_length=40)
+    object_type = models.CharField(max_length=100)
+    object_id = models.CharField(max_length=255)
+    summary = models.TextField()
+    organization = models.ForeignKey(Organization, null=True, on_delete=models.DO_NOTHING, related_name="+")
+    service = models.CharField(max_length=100)
+    correlation_id = models.CharField(max_length=64)
+
+    class Meta:
+        managed = False
+        db_table = "governance_auditrecord"
+        ordering = ["-at", "-uid"]
+
+    def __str__(self) -> str:
+        return f"{self.uid} {self.action}"

@@ -5,7 +5,7 @@ import logging
 from django.contrib.auth.models import Group, Permission
 from django.db.models import Q
 
-from governance.models import SecurityEvent
+from governance.models import AuditRead, SecurityEvent
 
 logger = logging.getLogger(__name__)
 
@@ -92,4 +92,17 @@ def login_failure_record(sender, credentials: dict, request=None, **kwargs) -> N
         origin = {"method": request.method, "path": request.path[:500], "remote_addr": request.META.get("REMOTE_ADDR")}
     security_event_record(
         kind="login_failed", reason="bad_credentials", detail=str(credentials.get("username", ""))[:150], **origin
+    )
+
+
+def audit_read_record(*, user, what: str, reason: str, target: str = "", query: dict | None = None, remote_addr=None):
+    """Record a sensitive read (the trail, a chain, an export): who, what, when (now) and why. Sealed into the
+    audit chain like any audit record (governance.audit_chain)."""
+    return AuditRead.objects.create(
+        user=user,
+        what=what,
+        target=target[:200],
+        query=query or {},
+        reason=reason[:1000],
+        remote_addr=remote_addr,
     )
