@@ -138,6 +138,7 @@ CELERY_BEAT_SCHEDULE = {
     }
 }
 AUDIT_HEAD_DIR = envstr("AUDIT_HEAD_DIR")
+EXPORTS_DIR = Path(envstr("EXPORTS_DIR", str(VAR_DIR / "exports")))  # audit trail exports (CSV, JSON, FHIR)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # a turn waits for no other turn queued behind it in the same worker
 HEALTH_CELERY_TIMEOUT = float(envstr("HEALTH_CELERY_TIMEOUT", "1.0"))  # seconds /healthz waits for a worker
 

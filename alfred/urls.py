@@ -12,6 +12,7 @@ from knowledge import api as knowledge_api
 from knowledge import reader as knowledge_reader
 from support import api as support_api
 from support.views import chat as chat_views
+from support.views import compliance as compliance_views
 
 api_v1 = [
     path("me/", governance_api.MeView.as_view(), name="me"),
@@ -50,6 +51,7 @@ urlpatterns = [
     path("chat/<int:conversation_id>/", chat_views.chat, name="chat-conversation"),
     path("console/knowledge/", include("knowledge.urls")),
     path("console/", include("support.urls")),
+    path("compliance/actions/<int:proposal_id>/", compliance_views.agent_action, name="compliance-chain"),
     path("compliance/", include("governance.urls")),
     path("kb/<slug:slug>/", knowledge_reader.article_read, name="knowledge-article"),
     path("accounts/login/", governance_views.LoginView.as_view(), name="login"),

@@ -89,6 +89,11 @@ def calling_service(request) -> str:
     return request.auth.service if isinstance(request.auth, ServiceCaller) else ""
 
 
+def calling_token(request) -> str:
+    """The `jti` of the verified service token of a token-authenticated request; '' for a browser session."""
+    return request.auth.jti if isinstance(request.auth, ServiceCaller) else ""
+
+
 class AllowedCaller(BasePermission):
     """A token-authenticated call must come from a service on the view's allowed-caller list.
 

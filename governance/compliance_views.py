@@ -8,15 +8,20 @@ sealed into the audit chain like any other audit record.
 from functools import wraps
 
 from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
 
-from governance.models import AuditRead, Organization
-from governance.selectors import audit_actions, audit_records
+from governance.exports import CONTENT_TYPES, EXTENSIONS, audit_export_download_record, audit_export_request
+from governance.models import AuditExport, AuditRead, Organization
+from governance.selectors import audit_actions, audit_exports, audit_records
 from governance.services import audit_read_record
 
 REASON_KEY = "compliance_reason"
@@ -91,22 +96,32 @@ class PurposeForm(forms.Form):
     )  # fmt: skip
 
 
+def _filter_values(filters: TrailFilters) -> dict:
+    values = filters.cleaned_data if filters.is_bound and filters.is_valid() else {}
+    return {name: value for name, value in values.items() if value not in (None, "")}
+
+
+def _query(values: dict) -> dict:
+    """Filters as stored with a read or an export: text (a practice by its id, dates in ISO form)."""
+    return {name: str(getattr(value, "pk", value)) for name, value in values.items()}
+
+
 @compliance_required
 @reason_required
 def trail(request):
     filters = TrailFilters(request.GET or None)
-    values = filters.cleaned_data if filters.is_bound and filters.is_valid() else {}
-    values = {name: value for name, value in values.items() if value not in (None, "")}
+    values = _filter_values(filters)
     page = Paginator(audit_records(**values), PAGE_SIZE).get_page(request.GET.get("page"))
     audit_read_record(
         user=request.user,
         what=AuditRead.What.TRAIL,
         reason=request.session[REASON_KEY],
         target=f"page {page.number}",
-        query={name: str(getattr(value, "pk", value)) for name, value in values.items()},
+        query=_query(values),
         remote_addr=request.META.get("REMOTE_ADDR"),
     )
     context = {
+        "export_formats": AuditExport.Format.choices,
         "filters": filters,
         "filtered": bool(values),
         "page_obj": page,
@@ -126,3 +141,56 @@ def purpose(request):
         request.session[REASON_KEY] = form.cleaned_data["reason"].strip()
         return redirect(next_url)
     return render(request, "governance/compliance/purpose.html", {"form": form, "next": next_url})
+
+
+@compliance_required
+@reason_required
+@require_POST
+def export_request(request):
+    """Export the trail as filtered on the page (the filters come with the form), in the chosen format."""
+    filters = TrailFilters(request.POST)
+    if not filters.is_valid():
+        messages.error(request, gettext("These filters are not valid; nothing was exported."))
+        return redirect("compliance:trail")
+    format_ = request.POST.get("format")
+    if format_ not in AuditExport.Format.values:
+        messages.error(request, gettext("Choose CSV, JSON or FHIR."))
+        return redirect("compliance:trail")
+    export = audit_export_request(
+        user=request.user,
+        format=format_,
+        query=_query(_filter_values(filters)),
+        reason=request.session[REASON_KEY],
+        remote_addr=request.META.get("REMOTE_ADDR"),
+    )
+    messages.success(request, gettext("Export #%(id)s is on its way: it shows below as it runs.") % {"id": export.pk})
+    return redirect("compliance:exports")
+
+
+@compliance_required
+@reason_required
+def exports(request):
+    page = Paginator(audit_exports(), 20).get_page(request.GET.get("page"))
+    running = any(export.status in ("queued", "running") for export in page.object_list)
+    context = {"page_obj": page, "running": running, "section": "exports"}
+    return render(request, "governance/compliance/exports.html", context)
+
+
+@compliance_required
+@reason_required
+def export_download(request, export_id: int):
+    export = AuditExport.objects.filter(pk=export_id, status=AuditExport.Status.DONE).first()
+    if export is None or not export.path:
+        raise Http404("No such export, or not written yet.")
+    try:
+        file = open(export.path, "rb")  # noqa: SIM115 — FileResponse closes it
+    except OSError:
+        raise Http404("The export's file is gone; ask for it again.") from None
+    audit_export_download_record(
+        export=export,
+        user=request.user,
+        reason=request.session[REASON_KEY],
+        remote_addr=request.META.get("REMOTE_ADDR"),
+    )
+    name = f"alfred-audit-{export.pk}.{EXTENSIONS[export.format]}"
+    return FileResponse(file, as_attachment=True, filename=name, content_type=CONTENT_TYPES[export.format])

@@ -6,7 +6,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from governance.access import organization_get_for_member
-from governance.models import AuditRecord, Membership
+from governance.models import AuditExport, AuditRecord, Membership
 
 
 def organization_members(*, user, organization_id: int) -> QuerySet[Membership]:
@@ -75,3 +75,7 @@ def audit_actions() -> list[str]:
 
 def _start_of(day):
     return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def audit_exports() -> QuerySet[AuditExport]:
+    return AuditExport.objects.select_related("requested_by")

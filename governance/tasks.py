@@ -1,4 +1,5 @@
-"""Governance tasks: the daily export of the audit chain head (run by Celery beat; `make run` embeds beat)."""
+"""Governance tasks: exports of the audit trail, and the daily export of the audit chain head (run by Celery
+beat; `make run` embeds beat)."""
 
 import json
 import logging
@@ -8,6 +9,7 @@ from celery import shared_task
 from django.conf import settings
 
 from governance.audit_chain import head
+from governance.exports import audit_export_run
 
 logger = logging.getLogger(__name__)
 
@@ -27,3 +29,9 @@ def audit_head_export() -> dict:
         with (directory / "audit-heads.jsonl").open("a", encoding="utf-8") as file:
             file.write(json.dumps(current) + "\n")
     return current
+
+
+@shared_task(name="governance.audit_export_run")
+def audit_export_run_task(export_id: int) -> None:
+    """Write one export of the audit trail (progress counted on the export, shown by the console)."""
+    audit_export_run(export_id)

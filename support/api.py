@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from governance.api import UserBriefSerializer
-from governance.authentication import calling_service
+from governance.authentication import calling_service, calling_token
 from governance.errors import NotFound, ValidationFailed
 from support.models import AccessLevel, ActionProposal
 from support.platform_client import PROPOSAL_HEADER
@@ -116,6 +116,7 @@ class CalendarAccessDetailView(APIView):
             level=level,
             via=calling_service(request),
             proposal_id=_proposal_carried_out(request, calendar_id=calendar.pk, user_id=user.pk, level=level),
+            token=calling_token(request),
         )
         return Response(
             AccessSerializer(access).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
@@ -126,6 +127,11 @@ class CalendarAccessDetailView(APIView):
         calendar, user = self._target(request, calendar_id, user_id)
         proposal_id = _proposal_carried_out(request, calendar_id=calendar.pk, user_id=user.pk, level=None)
         calendar_access_revoke(
-            actor=request.user, calendar=calendar, user=user, via=calling_service(request), proposal_id=proposal_id
+            actor=request.user,
+            calendar=calendar,
+            user=user,
+            via=calling_service(request),
+            proposal_id=proposal_id,
+            token=calling_token(request),
         )
         return Response(status=status.HTTP_204_NO_CONTENT)

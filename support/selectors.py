@@ -15,7 +15,7 @@ from django.utils import timezone
 from agents.models import AgentRun
 from governance.access import active_membership
 from governance.errors import NotAllowed, NotFound
-from governance.models import Membership
+from governance.models import AuditRecord, Membership
 from knowledge.models import Article, Chunk
 from support.models import AccessLevel, ActionProposal, Calendar, CalendarAccess, ChatEvent, Conversation, Message
 
@@ -361,3 +361,62 @@ def _article_titles(runs: list[AgentRun]) -> dict[str, str]:
     if not slugs:
         return {}
     return dict(Article.objects.filter(slug__in=slugs).values_list("slug", "title"))
+
+
+# --- Compliance: the chain of one agent action ---------------------------------------------------------------
+
+
+@dataclass
+class AgentActionChain:
+    """Everything one agent action left: the member's message, the agent's runs (model calls, retrieved passages),
+    the proposal and its lifecycle (who proposed, confirmed, approved, when), the platform API's access change
+    (on whose authority, which service, which service token) and every audit record the correlation ids of
+    those steps tie together (refusals included)."""
+
+    proposal: ActionProposal
+    message: Message | None
+    runs: list[AgentRun]
+    lifecycle: list[LogEntry]
+    access_changes: list[LogEntry]
+    records: list
+    correlation_ids: list[str]
+    arguments_json: str = ""
+
+
+def agent_action_chain(*, proposal_id: int) -> AgentActionChain | None:
+    """A fixed number of queries, whatever the length of the chain."""
+    proposal = (
+        ActionProposal.objects.select_related("requested_by", "reviewed_by", "conversation__organization")
+        .filter(pk=proposal_id)
+        .first()
+    )
+    if proposal is None:
+        return None
+    message = (
+        Message.objects.select_related("conversation__user", "conversation__organization")
+        .filter(pk=proposal.message_id)
+        .first()
+    )
+    runs = list(
+        AgentRun.objects.filter(conversation_id=proposal.conversation_id)
+        .filter(Q(message_id=proposal.message_id, proposal_id=None) | Q(proposal_id=proposal.pk))
+        .order_by("id")
+    )
+    lifecycle = _proposal_log([proposal]).get(proposal.pk, [])
+    access_changes = list(
+        LogEntry.objects.filter(
+            content_type=ContentType.objects.get_for_model(CalendarAccess), additional_data__proposal=proposal.pk
+        )
+        .select_related("actor")
+        .order_by("timestamp", "id")
+    )
+    cids = sorted(
+        {entry.cid for entry in [*lifecycle, *access_changes] if entry.cid}
+        | {run.correlation_id for run in runs if run.correlation_id}
+    )
+    records = (
+        list(AuditRecord.objects.filter(correlation_id__in=cids).select_related("actor").order_by("at", "uid"))
+        if cids
+        else []
+    )
+    return AgentActionChain(proposal, message, runs, lifecycle, access_changes, records, cids)

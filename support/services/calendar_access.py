@@ -39,10 +39,15 @@ def _check_grantee(*, actor, calendar: Calendar, user, must_be_active: bool) -> 
         raise ValidationFailed(f"{user.display_name} is not an active member of this practice.", code="inactive_member")
 
 
-def _audit_data(calendar: Calendar, proposal_id: int | None) -> dict:
-    """What an access change's audit entry concerns: its practice (the compliance trail filters by it) and the
-    proposal it carries out, if any."""
-    return {"organization": calendar.organization_id, **({"proposal": proposal_id} if proposal_id is not None else {})}
+def _audit_data(calendar: Calendar, proposal_id: int | None, token: str) -> dict:
+    """What an access change's audit entry concerns: its practice (the compliance trail filters by it), the
+    proposal it carries out and the calling service's token id (`jti`), if any."""
+    data = {"organization": calendar.organization_id}
+    if proposal_id is not None:
+        data["proposal"] = proposal_id
+    if token:
+        data["token"] = token
+    return data
 
 
 def _check_level(level: str) -> None:
@@ -52,7 +57,7 @@ def _check_level(level: str) -> None:
 
 @transaction.atomic
 def calendar_access_grant(
-    *, actor, calendar: Calendar, user, level: str, via: str = "", proposal_id: int | None = None
+    *, actor, calendar: Calendar, user, level: str, via: str = "", proposal_id: int | None = None, token: str = ""
 ) -> CalendarAccess:
     """Give `user` access at `level` to `calendar`. Conflict if they already have some: change it instead."""
     _check_level(level)
@@ -60,13 +65,13 @@ def calendar_access_grant(
     _check_grantee(actor=actor, calendar=calendar, user=user, must_be_active=True)
     if CalendarAccess.objects.filter(calendar=calendar, user=user).exists():
         raise Conflict(f"{user.display_name} already has access to {calendar.name}.", code="already_granted")
-    with audit_context(actor=actor, service=via, data=_audit_data(calendar, proposal_id)):
+    with audit_context(actor=actor, service=via, data=_audit_data(calendar, proposal_id, token)):
         return CalendarAccess.objects.create(calendar=calendar, user=user, level=level, granted_by=actor)
 
 
 @transaction.atomic
 def calendar_access_change(
-    *, actor, calendar: Calendar, user, level: str, via: str = "", proposal_id: int | None = None
+    *, actor, calendar: Calendar, user, level: str, via: str = "", proposal_id: int | None = None, token: str = ""
 ) -> CalendarAccess:
     """Change the level of an existing access. Changing to the same level changes nothing."""
     _check_level(level)
@@ -78,29 +83,34 @@ def calendar_access_change(
     if access.level != level:
         access.level = level
         access.granted_by = actor
-        with audit_context(actor=actor, service=via, data=_audit_data(calendar, proposal_id)):
+        with audit_context(actor=actor, service=via, data=_audit_data(calendar, proposal_id, token)):
             access.save(update_fields=["level", "granted_by", "updated_at"])
     return access
 
 
 @transaction.atomic
 def calendar_access_set(
-    *, actor, calendar: Calendar, user, level: str, via: str = "", proposal_id: int | None = None
+    *, actor, calendar: Calendar, user, level: str, via: str = "", proposal_id: int | None = None, token: str = ""
 ) -> tuple[CalendarAccess, bool]:
     """Grant or change, whichever applies (the API's idempotent PUT). Returns (access, created).
     `proposal_id`: the confirmed proposal this carries out, recorded with the change."""
     exists = CalendarAccess.objects.filter(calendar=calendar, user=user).exists()
     change = calendar_access_change if exists else calendar_access_grant
-    return change(actor=actor, calendar=calendar, user=user, level=level, via=via, proposal_id=proposal_id), not exists
+    changed = change(
+        actor=actor, calendar=calendar, user=user, level=level, via=via, proposal_id=proposal_id, token=token
+    )
+    return changed, not exists
 
 
 @transaction.atomic
-def calendar_access_revoke(*, actor, calendar: Calendar, user, via: str = "", proposal_id: int | None = None) -> None:
+def calendar_access_revoke(
+    *, actor, calendar: Calendar, user, via: str = "", proposal_id: int | None = None, token: str = ""
+) -> None:
     """Remove `user`'s access to `calendar`. NotFound if they have none. Inactive members can be revoked."""
     _check_actor(actor=actor, calendar=calendar)
     _check_grantee(actor=actor, calendar=calendar, user=user, must_be_active=False)
     access = CalendarAccess.objects.select_for_update().filter(calendar=calendar, user=user).first()
     if access is None:
         raise NotFound(f"{user.display_name} has no access to {calendar.name}.", code="access_not_found")
-    with audit_context(actor=actor, service=via, data=_audit_data(calendar, proposal_id)):
+    with audit_context(actor=actor, service=via, data=_audit_data(calendar, proposal_id, token)):
         access.delete()

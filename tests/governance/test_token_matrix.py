@@ -11,6 +11,7 @@ import socket
 import time
 from datetime import timedelta
 
+import jwt
 import pytest
 from auditlog.models import LogEntry
 from rest_framework.test import APIClient
@@ -669,10 +670,12 @@ def test_jwks_endpoint_failing_refuses_the_token_without_a_500(api, practice, ke
 
 
 def test_owner_through_the_agents_end_to_end(api, practice, keys):
+    jtis = []
+
     def as_anna(method, url, data=None):
-        return call(
-            api, method, url, service=service_token(keys), user=issue_local_user_token(practice.anna), data=data
-        )
+        token = service_token(keys)
+        jtis.append(jwt.decode(token, options={"verify_signature": False})["jti"])
+        return call(api, method, url, service=token, user=issue_local_user_token(practice.anna), data=data)
 
     access_list = f"/api/v1/calendars/{practice.novak_main.pk}/access/"
 
@@ -697,7 +700,10 @@ def test_owner_through_the_agents_end_to_end(api, practice, keys):
     entries = LogEntry.objects.get_for_model(CalendarAccess).filter(object_repr__contains="tomas").order_by("pk")
     assert [e.action for e in entries] == [LogEntry.Action.CREATE, LogEntry.Action.UPDATE, LogEntry.Action.DELETE]
     data = {"service": "agents", "organization": practice.org.pk}
-    assert [(e.actor, e.additional_data) for e in entries] == [(practice.anna, data)] * 3
+    # Each change names the service token it came with (its jti): the grant, the change and the revoke.
+    assert [(e.actor, e.additional_data) for e in entries] == [
+        (practice.anna, {**data, "token": jti}) for jti in (jtis[3], jtis[5], jtis[6])
+    ]
     assert not SecurityEvent.objects.exists()
 
 

@@ -516,7 +516,12 @@ def test_an_agent_call_with_both_tokens_is_linked_or_refused(practice, signing_k
         CalendarAccess.objects.get(calendar=practice.novak_surgery, user=practice.tomas)
     )
     assert created.actor == practice.anna
-    assert created.additional_data == {"service": "agents", "proposal": proposal.pk, "organization": practice.org.pk}
+    assert created.additional_data == {
+        "service": "agents",
+        "proposal": proposal.pk,
+        "organization": practice.org.pk,
+        "token": mock.ANY,  # the service token's jti
+    }
 
 
 # --- End to end: the member's socket, the worker, the API -------------------------------------------------------
@@ -562,7 +567,12 @@ def test_an_approved_change_is_made_by_the_worker_through_the_api(asgi_server, w
     access = CalendarAccess.objects.get(calendar=world.okafor_main, user=world.tomas)
     (created,) = LogEntry.objects.get_for_object(access)
     assert created.actor == world.lea
-    assert created.additional_data == {"service": "agents", "proposal": proposal.pk, "organization": world.org.pk}
+    assert created.additional_data == {
+        "service": "agents",
+        "proposal": proposal.pk,
+        "organization": world.org.pk,
+        "token": mock.ANY,  # the service token's jti
+    }
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ import json
 import re
 import time
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from auditlog.models import LogEntry
@@ -162,7 +163,7 @@ def test_anna_confirms_a_proposal_and_the_access_is_granted(page, asgi_server, h
     assert [(e.actor_id, e.additional_data) for e in entries] == [
         (
             harbour.anna.pk,
-            {"service": "agents", "proposal": proposal.pk, "organization": harbour.org.pk},
+            {"service": "agents", "proposal": proposal.pk, "organization": harbour.org.pk, "token": mock.ANY},
         )  # the change names the proposal it carries out, and its practice
     ]
 

@@ -6,6 +6,7 @@ what was sent to it. The worker is a real process started for this module with L
 """
 
 import json
+from unittest import mock
 
 import pytest
 from auditlog.models import LogEntry
@@ -59,7 +60,12 @@ def test_grant_proposed_confirmed_and_executed_through_the_api(asgi_server, scri
     (entry,) = LogEntry.objects.get_for_object(access)
     proposal_id = result["proposal"]  # the access change links to the proposal it carries out
     assert entry.actor == world.anna
-    assert entry.additional_data == {"service": "agents", "proposal": proposal_id, "organization": world.org.pk}
+    assert entry.additional_data == {
+        "service": "agents",
+        "proposal": proposal_id,
+        "organization": world.org.pk,
+        "token": mock.ANY,  # the jti of the service token the worker sent
+    }
     # What the model was sent: the person's words and the practice's real names, as data.
     triage_request, slots_request = script.requests[:2]
     assert "Let Tomas book appointments in my surgery calendar" in json.dumps(triage_request)
