@@ -6,18 +6,19 @@ class GovernanceConfig(AppConfig):
     verbose_name = "Governance: identity, policy and audit"
 
     def ready(self) -> None:
-        from django.contrib.auth.signals import user_logged_out, user_login_failed
+        from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 
         from governance import (
             audit_chain,
             schema,  # noqa: F401 — registers the API's authentication in the OpenAPI schema
         )
         from governance.correlation import connect_task_signals
-        from governance.services import login_failure_record
+        from governance.services import login_failure_record, login_success_record
         from governance.sessions import on_logged_out
 
         # Django announces failed logins and logouts only through these signals.
         user_login_failed.connect(login_failure_record, dispatch_uid="governance.login_failure_record")
+        user_logged_in.connect(login_success_record, dispatch_uid="governance.login_success_record")
         user_logged_out.connect(on_logged_out, dispatch_uid="governance.sessions.on_logged_out")
         _refresh_content_types_per_unit_of_work()
         connect_task_signals()

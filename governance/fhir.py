@@ -6,8 +6,9 @@ One AuditEvent per audit record:
 - a change (auditlog): type `rest` (RESTful operation), subtype the interaction (create, update, delete) — or,
   for a proposal decision, Alfred's decision code (propose, confirm, approve, execute…) in Alfred's code system;
   action C/U/D (E for a decision); outcome 0 (success);
-- a security event (a refused token, caller or access; a failed login): type DICOM 110113 Security Alert (110114
-  User Authentication for logins), action E, outcome 4 (minor failure: refused, nothing changed);
+- a security event (a refused token, caller or access; a login or a failed one): type DICOM 110113 Security Alert
+  (110114 User Authentication for logins), action E, outcome 4 (minor failure: refused, nothing changed), 0 for a
+  successful login;
 - a sensitive read (the compliance console): type `rest`, subtype `search-type` (a page of the trail) or `read`,
   action R (E for a search), outcome 0.
 The agent who acted is the `requestor` (a person, by username); a calling service is a second agent (DICOM 110150
@@ -74,7 +75,7 @@ def _what_happened(record) -> dict:
             "type": {"system": DICOM, "code": code, "display": display},
             "subtype": [{"system": ALFRED_DECISION, "code": record.action}],
             "action": "E",
-            "outcome": "4",
+            "outcome": "0" if record.action == "login" else "4",
             "outcomeDesc": record.summary[:1000],
         }
     rest = {"system": AUDIT_EVENT_TYPE, "code": "rest", "display": "RESTful Operation"}

@@ -84,10 +84,10 @@ class Membership(models.Model):
 
 
 class SecurityEvent(models.Model):
-    """A refused token, caller or access: who tried what, from where, and why it was refused."""
+    """A login, or a refused token, caller, access or login: who tried what, from where, and why it was refused."""
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    kind = models.CharField(max_length=40)  # e.g. service_token_refused, user_token_refused, caller_not_allowed
+    kind = models.CharField(max_length=40)  # e.g. login, login_failed, service_token_refused, caller_not_allowed
     reason = models.CharField(max_length=80)  # a stable code, e.g. "expired", "bad_audience"
     detail = models.TextField(blank=True, default="")
     service = models.CharField(max_length=100, blank=True, default="")

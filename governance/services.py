@@ -95,6 +95,21 @@ def login_failure_record(sender, credentials: dict, request=None, **kwargs) -> N
     )
 
 
+def login_success_record(sender, request=None, user=None, **kwargs) -> None:
+    """A successful login, as a security event (the compliance trail shows logins and their failures)."""
+    backend = getattr(user, "backend", "") or ""
+    origin = {}
+    if request is not None:  # a test client's forced login has a request with no method
+        origin = {
+            "method": request.method or "",
+            "path": (request.path or "")[:500],
+            "remote_addr": request.META.get("REMOTE_ADDR"),
+        }
+    logger.info("login of user %s", getattr(user, "pk", None))
+    reason = "oidc" if "oidc" in backend.lower() else "password"
+    SecurityEvent.objects.create(kind="login", reason=reason, user=user, **origin)
+
+
 def audit_read_record(*, user, what: str, reason: str, target: str = "", query: dict | None = None, remote_addr=None):
     """Record a sensitive read (the trail, a chain, an export): who, what, when (now) and why. Sealed into the
     audit chain like any audit record (governance.audit_chain)."""

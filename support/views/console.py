@@ -21,7 +21,8 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from governance.errors import AlfredError
-from governance.models import Organization
+from governance.models import AuditRead, Organization
+from governance.services import audit_read_record
 from knowledge.views import staff_required
 from support.models import AccessLevel, Conversation
 from support.selectors import (
@@ -160,6 +161,14 @@ def conversation(request, conversation_id: int):
         raise Http404("No such conversation.")
     transcript = conversation_transcript(conversation=found)
     _for_review(transcript["proposals"])
+    if not _live(request):  # a live re-read of a page already open is not a new reading
+        audit_read_record(
+            user=request.user,
+            what=AuditRead.What.TRANSCRIPT,
+            reason=f"support console, conversation state: {found.get_status_display()}",
+            target=f"conversation {found.pk}",
+            remote_addr=request.META.get("REMOTE_ADDR"),
+        )
     context = {
         "conversation": found,
         "transcript": transcript,

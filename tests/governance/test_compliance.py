@@ -97,7 +97,7 @@ def test_every_page_read_is_recorded_with_its_reason_and_filters_and_sealed(clie
     ("filters", "expected"),
     [
         ({"actor": "ben"}, {("change", "delete")}),
-        ({"kind": "security"}, {("security", "service_token_refused")}),
+        ({"kind": "security"}, {("security", "service_token_refused"), ("security", "login")}),
         ({"object": "support.calendaraccess", "actor": "Novak"}, {("change", "create")}),
         ({"action": "delete"}, {("change", "delete")}),
     ],
@@ -123,9 +123,9 @@ def test_filter_by_practice_and_by_object_id(client, officer, trail):
 
 
 def test_filter_by_dates_and_a_clear_error_when_they_are_reversed(client, officer, trail):
-    today = SecurityEvent.objects.get().created_at.date()
+    today = SecurityEvent.objects.get(kind="service_token_refused").created_at.date()
 
-    on_the_day = client.get("/compliance/", {"since": today, "until": today, "kind": "security"})
+    on_the_day = client.get("/compliance/", {"since": today, "until": today, "action": "service_token_refused"})
     reversed_ = client.get("/compliance/", {"since": "2026-12-31", "until": "2026-01-01"})
     malformed = client.get("/compliance/", {"since": "yesterday", "organization": "x"})
 
@@ -155,3 +155,14 @@ def test_a_correlation_id_links_to_everything_it_caused(client, officer, trail):
     response = client.get("/compliance/", {"correlation_id": cid})
 
     assert [r.record_id for r in response.context["page_obj"].object_list] == [other.pk]
+
+
+def test_logins_and_their_failures_are_in_the_trail(client, practice):
+    client.post("/accounts/login/", {"username": "anna", "password": "wrong"})
+    client.post("/accounts/login/", {"username": "anna", "password": "pw-for-tests"})
+
+    events = list(SecurityEvent.objects.order_by("id").values_list("kind", "reason", "user__username", "path"))
+    assert events == [
+        ("login_failed", "bad_credentials", None, "/accounts/login/"),
+        ("login", "password", "anna", "/accounts/login/"),
+    ]

@@ -120,3 +120,15 @@ def test_a_task_delivered_twice_writes_once(officer, trail, django_capture_on_co
     again = audit_export_run(done.pk)
 
     assert again.status == "done" and again.finished_at == done.finished_at
+
+
+def test_a_login_and_a_failed_one_as_fhir_user_authentication_events(practice, client):
+    from governance.fhir import audit_event
+
+    client.post("/accounts/login/", {"username": "anna", "password": "wrong"})
+    client.post("/accounts/login/", {"username": "anna", "password": "pw-for-tests"})
+
+    failed, success = (audit_event(r) for r in AuditRecord.objects.filter(kind="security").order_by("at", "uid"))
+    assert (failed.type.code, failed.outcome) == ("110114", "4")
+    assert (success.type.code, success.outcome) == ("110114", "0")
+    assert success.agent[0].who.identifier.value == "anna"

@@ -19,7 +19,7 @@ from support.services.chat import conversation_start, message_receive
 from support.services.handoff import conversation_hand_off, conversation_take_over
 from support.services.proposals import proposal_decide
 from tests.factories import UserFactory
-from tests.support.console_data import proposal_in
+from tests.support.console_data import conversation_of, proposal_in
 
 pytestmark = pytest.mark.django_db
 
@@ -180,6 +180,19 @@ def test_a_transcript_shows_messages_and_the_agent_trace(console, practice):
     assert "retrieve 40.5 ms" in page
     assert "gpt-test — 310 tokens in, 42 out" in page
     assert "sms-reminders" in page and "similarity 0.610" in page
+
+
+def test_reading_a_transcript_is_recorded_once_per_page_not_per_live_refresh(console, practice, staff):
+    from governance.models import AuditRead
+
+    conversation = conversation_of(practice.anna)
+    url = reverse("console:conversation", args=[conversation.pk])
+    console.get(url)
+    console.get(url, {"live": 1})  # the open page re-reading its live part
+
+    (read,) = AuditRead.objects.all()
+    assert (read.user, read.what, read.target) == (staff, "transcript", f"conversation {conversation.pk}")
+    assert read.reason == "support console, conversation state: With Alfred"
 
 
 def test_a_transcript_shows_a_proposal_and_its_whole_lifecycle(console, practice):
