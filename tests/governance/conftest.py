@@ -126,3 +126,18 @@ def idp(settings, keys, jwks_server, idp_keys) -> IdP:
     settings.OIDC_TIMEOUT = 1
     settings.OIDC_JWKS_REFRESH_INTERVAL = 60
     return IdP(issuer=issuer, jwks=state, key=idp_keys[0])
+
+
+@pytest.fixture
+def trail(practice):
+    """A few audit records of each kind over the practice: an access granted through the agents, one revoked in
+    a session, and a refused service token."""
+    from governance.services import security_event_record
+    from support.services.calendar_access import calendar_access_revoke, calendar_access_set
+
+    calendar_access_set(
+        actor=practice.anna, calendar=practice.novak_main, user=practice.tomas, level="book", via="agents"
+    )
+    calendar_access_revoke(actor=practice.ben, calendar=practice.okafor_main, user=practice.lea)
+    security_event_record(kind="service_token_refused", reason="expired", method="PUT", path="/api/v1/calendars/1/")
+    return practice

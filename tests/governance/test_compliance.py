@@ -8,7 +8,6 @@ from governance.audit_chain import verify
 from governance.models import AuditRead, AuditRecord, AuditSeal, SecurityEvent
 from governance.services import security_event_record
 from support.models import CalendarAccess
-from support.services.calendar_access import calendar_access_revoke, calendar_access_set
 from tests.factories import UserFactory
 from tests.support.console_data import support_staff
 
@@ -25,16 +24,6 @@ def officer(client):
     session["compliance_reason"] = REASON
     session.save()
     return camille
-
-
-@pytest.fixture
-def trail(practice):
-    calendar_access_set(
-        actor=practice.anna, calendar=practice.novak_main, user=practice.tomas, level="book", via="agents"
-    )
-    calendar_access_revoke(actor=practice.ben, calendar=practice.okafor_main, user=practice.lea)
-    security_event_record(kind="service_token_refused", reason="expired", method="PUT", path="/api/v1/calendars/1/")
-    return practice
 
 
 def rows(response) -> list[str]:

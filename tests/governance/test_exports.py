@@ -12,7 +12,6 @@ from fhir.resources.R4B.bundle import Bundle
 from governance.exports import audit_export_request, audit_export_run
 from governance.models import AuditExport, AuditRead, AuditRecord
 from governance.services import security_event_record
-from support.services.calendar_access import calendar_access_revoke, calendar_access_set
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -29,17 +28,6 @@ def exports_dir(settings, tmp_path):
 @pytest.fixture
 def officer():
     return UserFactory(username="camille", first_name="Camille", last_name="Roux", platform_role="compliance")
-
-
-@pytest.fixture
-def trail(practice):
-    calendar_access_set(
-        actor=practice.anna, calendar=practice.novak_main, user=practice.tomas, level="book", via="agents"
-    )
-    calendar_access_revoke(actor=practice.ben, calendar=practice.okafor_main, user=practice.lea)
-    security_event_record(kind="service_token_refused", reason="expired", method="PUT", path="/api/v1/calendars/1/")
-    security_event_record(kind="access_denied", reason='=HYPERLINK("http://evil")')
-    return practice
 
 
 def export(officer, format: str, query: dict, django_capture_on_commit_callbacks) -> AuditExport:  # noqa: A002
@@ -72,6 +60,8 @@ def test_csv_of_a_filtered_view_with_progress_counted(officer, trail, django_cap
 
 
 def test_csv_cells_cannot_run_as_formulas(officer, trail, django_capture_on_commit_callbacks):
+    security_event_record(kind="access_denied", reason='=HYPERLINK("http://evil")')
+
     done = export(officer, "csv", {"kind": "security"}, django_capture_on_commit_callbacks)
 
     summaries = [row["summary"] for row in csv.DictReader(Path(done.path).read_text(encoding="utf-8").splitlines())]
