@@ -4,6 +4,7 @@ demo data, the ASGI server and a Celery worker — and print where to go and how
 Ctrl-C (SIGINT) or SIGTERM stops every child, and the embedded services this launcher started itself.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -23,20 +24,20 @@ def _say(text: str) -> None:
     print(f"[alfred] {text}", flush=True)
 
 
-def _start_embedded() -> list[str]:
-    started = []
+def _start_embedded(started: list[str]) -> None:
+    """Start what is missing; `started` grows as each service starts, so a failure or a signal half-way still
+    stops what was started."""
     if not os.environ.get("DATABASE_URL"):
         if not embedded.postgres_running():
             started.append("postgres")
         embedded.postgres_database()
     if not os.environ.get("REDIS_URL") and embedded.redis_start():
         started.append("redis")
-    return started
 
 
-def _wait_healthy(url: str, children: list[subprocess.Popen], timeout: float = 90) -> bool:
+def _wait_healthy(url: str, children: list[subprocess.Popen], stopping: list, timeout: float = 90) -> bool:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stopping:
         if any(child.poll() is not None for child in children):
             return False
         try:
@@ -72,21 +73,56 @@ def _stop(children: list[subprocess.Popen], started: list[str]) -> None:
         embedded.redis_stop()
     if "postgres" in started:
         embedded.postgres_stop()
-    _say("stopped")
+    with contextlib.suppress(OSError):  # the terminal or the pipe may be gone with the signal
+        _say("stopped")
 
 
 def main() -> int:
+    """Start everything, serve until SIGINT (Ctrl-C) or SIGTERM, then stop everything this run started.
+
+    The signals are caught from the first line: a signal during start-up (the terminal's Ctrl-C reaches the
+    whole process group, as does a service manager's SIGTERM) stops what was already started — the embedded
+    PostgreSQL and Redis run as daemons outside the group and would otherwise be left running."""
+    stopping: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: stopping.append(signum))
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
     host = os.environ.get("HOST", "127.0.0.1")
     port = os.environ.get("PORT", "8000")
     shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host  # noqa: S104 — only to print a URL
     url = f"http://{shown_host}:{port}/"
-    started = _start_embedded()
-    if started:
-        _say(f"started embedded {', '.join(started)} (data under {embedded.VAR_DIR})")
-    subprocess.run([*MANAGE, "migrate", "--noinput", "-v", "0"], check=True)
-    seeded = subprocess.run([*MANAGE, "seed_demo", "--json"], check=True, capture_output=True, text=True)
-    accounts = json.loads(seeded.stdout)["accounts"]
-    children = [
+    started: list[str] = []
+    children: list[subprocess.Popen] = []
+    try:
+        _start_embedded(started)
+        if started:
+            _say(f"started embedded {', '.join(started)} (data under {embedded.VAR_DIR})")
+        if stopping:
+            return 0
+        subprocess.run([*MANAGE, "migrate", "--noinput", "-v", "0"], check=True)
+        seeded = subprocess.run([*MANAGE, "seed_demo", "--json"], check=True, capture_output=True, text=True)
+        if stopping:
+            return 0
+        accounts = json.loads(seeded.stdout)["accounts"]
+        children += _start_children(host, port)
+        if not _wait_healthy(url + "healthz", children, stopping):
+            if stopping:
+                return 0
+            _say("Alfred did not become healthy; see the output above")
+            return 1
+        _banner(url, accounts)
+        while not stopping and all(child.poll() is None for child in children):
+            time.sleep(0.3)
+        return 0 if stopping else 1
+    except subprocess.CalledProcessError:
+        if stopping:  # the signal reached the migration or the seeding too
+            return 0
+        raise
+    finally:
+        _stop(children, started)
+
+
+def _start_children(host: str, port: str) -> list[subprocess.Popen]:
+    return [
         subprocess.Popen([PYTHON, "-m", "daphne", "-b", host, "-p", port, "alfred.asgi:application"]),
         subprocess.Popen(
             [
@@ -108,19 +144,6 @@ def main() -> int:
             ]
         ),
     ]
-    stopping = []
-    signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    try:
-        if not _wait_healthy(url + "healthz", children):
-            _say("Alfred did not become healthy; see the output above")
-            return 1
-        _banner(url, accounts)
-        while not stopping and all(child.poll() is None for child in children):
-            time.sleep(0.3)
-        return 0 if stopping else 1
-    finally:
-        _stop(children, started)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,9 @@ def embedded_env(var_dir: Path, port: int) -> dict:
     return {**env, "ALFRED_VAR_DIR": str(var_dir), "PORT": str(port), "WORKER_CONCURRENCY": "1"}
 
 
-def start(env: dict) -> tuple[subprocess.Popen, list[str], float]:
+def start(env: dict, *, until: str = "Alfred is running at") -> tuple[subprocess.Popen, list[str], float]:
+    """Start the launcher in a process group of its own (as a terminal or a service manager would), and read its
+    output until it says `until`."""
     started = time.monotonic()
     process = subprocess.Popen(
         [sys.executable, "-m", "alfred.launcher"],
@@ -42,11 +44,12 @@ def start(env: dict) -> tuple[subprocess.Popen, list[str], float]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,
     )
     lines = []
     for line in process.stdout:
         lines.append(line)
-        if "Alfred is running at" in line:
+        if until in line:
             return process, lines, time.monotonic() - started
         if time.monotonic() - started > 120:
             break
@@ -123,3 +126,54 @@ def test_cold_then_warm_start(var_parent):
     finally:
         assert stop(process) == 0
     print(f"launcher cold start {cold_s:.1f} s, warm start {warm_s:.1f} s")
+
+
+def embedded_services_running(var_dir: Path) -> list[str]:
+    """The embedded services still running for this data folder (they run as daemons, outside the group)."""
+    running = []
+    pid_file = var_dir / "redis" / "redis.pid"
+    if pid_file.exists():
+        try:
+            os.kill(int(pid_file.read_text().strip()), 0)
+            running.append("redis")
+        except (ProcessLookupError, ValueError):
+            pass
+    if (var_dir / "pgdata" / "postmaster.pid").exists():
+        running.append("postgres")
+    return running
+
+
+@pytest.mark.parametrize(
+    ("sig", "when"),
+    [(signal.SIGTERM, "Alfred is running at"), (signal.SIGINT, "started embedded")],
+    ids=["SIGTERM-to-the-group-while-serving", "SIGINT-to-the-group-during-start-up"],
+)
+def test_a_signal_to_the_whole_process_group_stops_everything_it_started(var_parent, sig, when):
+    """A service manager's SIGTERM, or a terminal's Ctrl-C, reaches every process of the group at once: the
+    launcher must still stop the embedded services (daemons outside the group) and leave nothing running."""
+    var_dir = var_parent / "var"
+    process, lines, _ = start(embedded_env(var_dir, free_port()), until=when)
+    group = os.getpgid(process.pid)
+    os.killpg(group, sig)
+    try:
+        remaining, _ = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(group, signal.SIGKILL)
+        raise
+
+    output = "".join(lines) + remaining
+    assert process.returncode == 0, output
+    assert "[alfred] stopped" in output
+    assert embedded_services_running(var_dir) == [], output
+    assert group_members(group) == [], output  # no process of the group is left
+
+
+def group_members(group: int, wait: float = 10) -> list[str]:
+    """The processes still in the group (given `wait` seconds to finish exiting), with their command lines."""
+    deadline = time.monotonic() + wait
+    while True:
+        out = subprocess.run(["ps", "-e", "-o", "pgid=,pid=,args="], capture_output=True, text=True).stdout
+        left = [line.strip() for line in out.splitlines() if line.split() and line.split()[0] == str(group)]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
