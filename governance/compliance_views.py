@@ -10,11 +10,12 @@ from functools import wraps
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
@@ -26,6 +27,7 @@ from governance.services import audit_read_record
 
 REASON_KEY = "compliance_reason"
 PAGE_SIZE = 50
+ACTIONS_CACHE_SECONDS = 300
 
 
 def compliance_required(view):
@@ -47,7 +49,7 @@ def reason_required(view):
     @wraps(view)
     def wrapper(request, *args, **kwargs):
         if not request.session.get(REASON_KEY):
-            return redirect(f"{reverse('compliance:purpose')}?next={request.get_full_path()}")
+            return redirect(f"{reverse('compliance:purpose')}?{urlencode({'next': request.get_full_path()})}")
         return view(request, *args, **kwargs)
 
     return wrapper
@@ -63,7 +65,12 @@ class TrailFilters(forms.Form):
         required=False,
         choices=[("", _("All")), ("change", _("Changes")), ("security", _("Security events")), ("read", _("Reads"))],
     )
-    action = forms.ChoiceField(label=_("Action"), required=False)
+    action = forms.CharField(
+        label=_("Action"),
+        required=False,
+        max_length=40,
+        widget=forms.TextInput(attrs={"list": "audit-actions", "autocomplete": "off"}),
+    )
     object = forms.CharField(
         label=_("Object"),
         required=False,
@@ -76,7 +83,9 @@ class TrailFilters(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["action"].choices = [("", _("All"))] + [(action, action) for action in audit_actions()]
+        # Suggestions only (any action can be typed): a DISTINCT over the whole trail, cached for a few minutes
+        # rather than run on every page read.
+        self.actions = cache.get_or_set("compliance:audit-actions", audit_actions, ACTIONS_CACHE_SECONDS)
 
     def clean(self):
         data = super().clean()

@@ -123,7 +123,10 @@ def _transition(proposal: ActionProposal, status: str, *, actor, decision: str, 
     changes = {
         name: (before[name], getattr(proposal, name)) for name in before if before[name] != getattr(proposal, name)
     }
-    organization = Conversation.objects.values_list("organization_id", flat=True).get(pk=proposal.conversation_id)
+    if ActionProposal.conversation.is_cached(proposal):
+        organization = proposal.conversation.organization_id
+    else:
+        organization = Conversation.objects.values_list("organization_id", flat=True).get(pk=proposal.conversation_id)
     audit_update(
         proposal,
         actor=actor,

@@ -44,11 +44,15 @@ def test_the_officer_says_why_before_reading_and_can_change_it(client):
     client.force_login(UserFactory(username="camille", platform_role="compliance"))
 
     first = client.get("/compliance/?kind=change")
+    several = client.get("/compliance/", {"kind": "change", "actor": "anna"})  # every filter survives the detour
     refused = client.post("/compliance/purpose/", {"reason": "x", "next": "/compliance/?kind=change"})
     given = client.post("/compliance/purpose/", {"reason": REASON, "next": "/compliance/?kind=change"})
     elsewhere = client.post("/compliance/purpose/", {"reason": REASON, "next": "https://evil.example/"})
 
-    assert first.status_code == 302 and first["Location"] == "/compliance/purpose/?next=/compliance/?kind=change"
+    assert (
+        first.status_code == 302 and first["Location"] == "/compliance/purpose/?next=%2Fcompliance%2F%3Fkind%3Dchange"
+    )
+    assert several["Location"] == "/compliance/purpose/?next=%2Fcompliance%2F%3Fkind%3Dchange%26actor%3Danna"
     assert refused.status_code == 200 and refused.context["form"].errors["reason"]
     assert given["Location"] == "/compliance/?kind=change"
     assert elsewhere["Location"] == "/compliance/"  # never sent to another site

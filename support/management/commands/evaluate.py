@@ -19,6 +19,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
+from django.test import override_settings
 
 from agents.providers import get_chat_model
 from knowledge.files import ImportFailed
@@ -64,7 +65,11 @@ class Command(BaseCommand):
             _quiet_logs()
         started = time.monotonic()
         try:
-            with EvaluationEnvironment(database_name=options["eval_database"]):
+            # The offline engine's reply pacing is for people watching; an evaluation measures the agent.
+            with (
+                EvaluationEnvironment(database_name=options["eval_database"]),
+                override_settings(OFFLINE_REPLY_WORDS_PER_SECOND=0),
+            ):
                 model = get_chat_model()
                 self.stdout.write(
                     f"Evaluating {len(dataset.cases)} case(s) of {dataset.path} with the {model.name} provider "
